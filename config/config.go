@@ -1,0 +1,392 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrInvalid is wrapped by every error about a bad setting: an unknown flag,
+// a value that does not parse or is out of range, a config file that cannot
+// be read, or an unknown key in it. Callers exit with status 2 on it.
+var ErrInvalid = errors.New("config: invalid setting")
+
+// Source kinds, in increasing order of precedence.
+const (
+	KindDefault = "default"
+	KindFile    = "file"
+	KindEnv     = "env"
+	KindFlag    = "flag"
+)
+
+// Config is the effective configuration of a Switchboard process.
+type Config struct {
+	// ConfigFile is the TOML file the settings were read from; "" for none.
+	ConfigFile string
+
+	NATS  NATS
+	Redis Redis
+	Cache Cache
+	Log   Log
+
+	// DataDir holds persistent state, such as the embedded server's
+	// JetStream store.
+	DataDir string
+	// HTTPListen is the host:port of the HTTP server.
+	HTTPListen string
+	// RequestTimeout bounds a request when the caller's context has no
+	// deadline.
+	RequestTimeout time.Duration
+	// ShutdownTimeout bounds draining and shutting down.
+	ShutdownTimeout time.Duration
+
+	// Sources records, for each setting name, where its value came from.
+	Sources map[string]Source
+}
+
+// NATS holds how to reach NATS, and where the embedded server listens.
+type NATS struct {
+	// URL is one NATS server URL or a comma-separated list of them.
+	URL string
+	// Listen is the client host:port of the embedded server (dev); port 0
+	// picks a free port.
+	Listen string
+
+	CredsFile string // a .creds file (JWT and nkey seed)
+	NKeyFile  string // an nkey seed file
+	User      string
+	Password  string // secret
+	Token     string // secret
+
+	CAFile   string // PEM roots to verify the server
+	CertFile string // PEM client certificate; needs KeyFile
+	KeyFile  string // PEM client key; needs CertFile
+}
+
+// Redis holds the optional Redis cache. An empty URL means an in-process
+// cache.
+type Redis struct {
+	// URL is a redis:// or rediss:// URL; its password is secret.
+	URL string
+	// Timeout bounds each Redis command.
+	Timeout time.Duration
+	// PoolSize is the connection pool size; 0 means the client's default.
+	PoolSize int
+}
+
+// Cache tunes the cache, whichever store backs it.
+type Cache struct {
+	// TTL is how long an entry lives.
+	TTL time.Duration
+}
+
+// Log configures the logger.
+type Log struct {
+	Level  string // debug, info, warn or error
+	Format string // text or json
+}
+
+// SlogLevel returns the slog level named by l.Level, or slog.LevelInfo when
+// it names none.
+func (l Log) SlogLevel() slog.Level {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// Source says where a setting's value came from.
+type Source struct {
+	Kind string // KindDefault, KindFile, KindEnv or KindFlag
+	Name string // "--nats-url", "SWITCHBOARD_NATS_URL", "NATS_URL", "/etc/sb.toml"; "" for a default
+}
+
+// String returns e.g. "flag --nats-url", "env NATS_URL", "file /etc/sb.toml"
+// or "default".
+func (s Source) String() string {
+	if s.Name == "" {
+		return s.Kind
+	}
+	return s.Kind + " " + s.Name
+}
+
+// Default returns the built-in defaults. getenv is only used to find the
+// default data directory (XDG_DATA_HOME, then HOME); nil means an empty
+// environment.
+func Default(getenv func(string) string) Config {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	c := Config{Sources: map[string]Source{}}
+	for _, s := range settings() {
+		def := s.def
+		if s.defFrom != nil {
+			def = s.defFrom(getenv)
+		}
+		// Defaults are valid by construction: TestSettingsTable checks them.
+		_ = s.value.set(&c, def)
+		c.Sources[s.name] = Source{Kind: KindDefault}
+	}
+	return c
+}
+
+func defaultDataDir(getenv func(string) string) string {
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "switchboard")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "switchboard")
+	}
+	return filepath.Join(os.TempDir(), "switchboard")
+}
+
+// Load parses args (the arguments after the sub-command name, e.g.
+// ["--nats-url","nats://x:4222","users"]), the environment through getenv,
+// and the file named by --config/SWITCHBOARD_CONFIG. It returns the
+// effective Config and the positional arguments left after the flags.
+//
+// command is only used in messages. Load prints nothing: -h or --help
+// returns an error matching flag.ErrHelp (show [Usage]), and any bad value
+// returns an error wrapping [ErrInvalid].
+func Load(command string, args []string, getenv func(string) string) (Config, []string, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	set := settings()
+
+	fromFlags, rest, err := parseFlags(command, set, args)
+	if err != nil {
+		return Config{}, nil, err
+	}
+	fromEnv := lookupEnv(set, getenv)
+
+	c := Default(getenv)
+	// The file is named by the config setting, which only env and flags
+	// set: apply those first, to find it.
+	for _, a := range slices.Concat(fromEnv, fromFlags) {
+		if a.setting.name == nameConfig {
+			if err := c.assign(a); err != nil {
+				return Config{}, nil, err
+			}
+		}
+	}
+	var fromFile []assignment
+	if c.ConfigFile != "" {
+		fromFile, err = readFile(set, c.ConfigFile, c.Sources[nameConfig])
+		if err != nil {
+			return Config{}, nil, err
+		}
+	}
+
+	for _, layer := range [][]assignment{fromFile, fromEnv, fromFlags} {
+		for _, a := range layer {
+			if err := c.assign(a); err != nil {
+				return Config{}, nil, err
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, nil, err
+	}
+	return c, rest, nil
+}
+
+// assignment is one raw value for a setting, from one source.
+type assignment struct {
+	setting setting
+	raw     string
+	source  Source
+}
+
+// assign parses and checks a's value, so that every value given is checked,
+// even one a higher-precedence source overrides.
+func (c *Config) assign(a assignment) error {
+	s := a.setting
+	if err := s.value.set(c, a.raw); err != nil {
+		return s.invalid(a.raw, a.source, err)
+	}
+	if err := s.check(c); err != nil {
+		return s.invalid(a.raw, a.source, err)
+	}
+	if c.Sources == nil {
+		c.Sources = map[string]Source{}
+	}
+	c.Sources[s.name] = a.source
+	return nil
+}
+
+func parseFlags(command string, set []setting, args []string) ([]assignment, []string, error) {
+	fs := flag.NewFlagSet(command, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	// Flags only record the raw value: it is parsed later, after the file
+	// and the environment, with errors that name the setting and the flag.
+	given := map[string]string{}
+	for _, s := range set {
+		fs.Func(s.name, s.help, func(v string) error {
+			given[s.name] = v
+			return nil
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, err
+		}
+		return nil, nil, &settingError{what: "arguments", reason: fmt.Sprintf("%v (see %s -h)", err, command)}
+	}
+	var as []assignment
+	for _, s := range set {
+		if v, ok := given[s.name]; ok {
+			as = append(as, assignment{setting: s, raw: v, source: Source{Kind: KindFlag, Name: "--" + s.name}})
+		}
+	}
+	return as, fs.Args(), nil
+}
+
+// lookupEnv treats an empty variable as unset, as getenv cannot tell them
+// apart.
+func lookupEnv(set []setting, getenv func(string) string) []assignment {
+	var as []assignment
+	for _, s := range set {
+		for _, name := range s.envNames() {
+			if v := getenv(name); v != "" {
+				as = append(as, assignment{setting: s, raw: v, source: Source{Kind: KindEnv, Name: name}})
+				break
+			}
+		}
+	}
+	return as
+}
+
+// Validate checks every setting of c, and the rules that span settings
+// (cert with key, password with user, one NATS auth method, readable files).
+// Load calls it; it is exported for a Config built by hand.
+func (c Config) Validate() error {
+	set := settings()
+	for _, s := range set {
+		if err := s.check(&c); err != nil {
+			return s.invalid(s.value.get(&c), c.Sources[s.name], err)
+		}
+	}
+
+	byName := map[string]setting{}
+	for _, s := range set {
+		byName[s.name] = s
+	}
+	isSet := func(name string) bool { return byName[name].value.get(&c) != "" }
+	from := func(name string) string { return name + sourceSuffix(c.Sources[name]) }
+	conflict := func(name, reason string) error {
+		return &settingError{what: name, source: c.Sources[name], reason: reason}
+	}
+
+	if isSet(nameNATSCert) && !isSet(nameNATSKey) {
+		return conflict(nameNATSCert, "needs "+nameNATSKey+" too: a client certificate needs its key")
+	}
+	if isSet(nameNATSKey) && !isSet(nameNATSCert) {
+		return conflict(nameNATSKey, "needs "+nameNATSCert+" too: a client key needs its certificate")
+	}
+	if isSet(nameNATSPassword) && !isSet(nameNATSUser) {
+		return conflict(nameNATSPassword, "needs "+nameNATSUser)
+	}
+	var auth []string // the first setting of each auth method in use
+	for _, method := range [][]string{{nameNATSUser, nameNATSPassword}, {nameNATSToken}, {nameNATSCreds}, {nameNATSNKey}} {
+		for _, name := range method {
+			if isSet(name) {
+				auth = append(auth, name)
+				break
+			}
+		}
+	}
+	if len(auth) > 1 {
+		return conflict(auth[1], fmt.Sprintf("conflicts with %s; use at most one of %s/%s, %s, %s, %s",
+			from(auth[0]), nameNATSUser, nameNATSPassword, nameNATSToken, nameNATSCreds, nameNATSNKey))
+	}
+
+	// Files are checked on the effective value only: a file path that a
+	// flag overrides need not exist on this machine.
+	for _, s := range set {
+		if !s.readable {
+			continue
+		}
+		path := s.value.get(&c)
+		if path == "" {
+			continue
+		}
+		if err := checkReadable(path); err != nil {
+			return s.invalid(path, c.Sources[s.name], err)
+		}
+	}
+	return nil
+}
+
+func checkReadable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cannot read: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot read: %w", err)
+	}
+	if info.IsDir() {
+		return errors.New("cannot read: is a directory")
+	}
+	return nil
+}
+
+// settingError is a bad value for one setting. It matches ErrInvalid and
+// the underlying cause, if any.
+type settingError struct {
+	what     string // the setting's name, or "arguments"
+	value    string // already masked
+	hasValue bool
+	source   Source
+	reason   string
+	cause    error
+}
+
+func (e *settingError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid ")
+	b.WriteString(e.what)
+	if e.hasValue {
+		fmt.Fprintf(&b, " %q", e.value)
+	}
+	b.WriteString(sourceSuffix(e.source))
+	b.WriteString(": ")
+	b.WriteString(e.reason)
+	return b.String()
+}
+
+func (e *settingError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrInvalid}
+	}
+	return []error{ErrInvalid, e.cause}
+}
+
+// sourceSuffix is " (from flag --x)", " (default)", or "" when unknown.
+func sourceSuffix(s Source) string {
+	switch s.Kind {
+	case "":
+		return ""
+	case KindDefault:
+		return " (default)"
+	default:
+		return " (from " + s.String() + ")"
+	}
+}
