@@ -1,0 +1,166 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Defaults applied to zero fields of Options.
+const (
+	DefaultListen       = "127.0.0.1:4222"
+	DefaultReadyTimeout = 10 * time.Second
+	// DefaultMaxPayload is above the 1 MiB that endpoints accept, so that an
+	// oversized request reaches the endpoint and gets a 413 answer instead of
+	// failing in the client.
+	DefaultMaxPayload = 8 << 20
+	DefaultServerName = "switchboard-dev"
+)
+
+// Options configures Start. The zero value is usable except for StoreDir.
+type Options struct {
+	// Listen is the client address host:port. "" means DefaultListen.
+	// Port 0 picks a free port; Server.Addr and Server.ClientURL report it.
+	// An empty host listens on all interfaces.
+	Listen string
+
+	// StoreDir is the JetStream store directory. It is required and is
+	// created with mode 0o750 if missing.
+	StoreDir string
+
+	// Logger receives the server's log lines with component=nats-server;
+	// nil discards them. Debug lines are produced only if Logger is enabled
+	// at slog.LevelDebug, protocol traces only at LevelTrace.
+	Logger *slog.Logger
+
+	// ReadyTimeout bounds how long Start waits for the server to accept
+	// connections with JetStream enabled. Zero means DefaultReadyTimeout.
+	ReadyTimeout time.Duration
+
+	// MaxPayload is the largest message the server accepts. Zero means
+	// DefaultMaxPayload.
+	MaxPayload int32
+
+	// ServerName names the server in logs and monitoring; it cannot contain
+	// spaces. "" means DefaultServerName.
+	ServerName string
+}
+
+// LevelTrace is the slog level at which nats-server's protocol traces (every
+// message in and out) are enabled. They are logged at slog.LevelDebug, but
+// only produced if Options.Logger is enabled at this lower level, so that
+// debug logging of a dev run is not flooded with them.
+const LevelTrace = slog.LevelDebug - 4
+
+// config is Options with defaults applied and values checked.
+type config struct {
+	host         string
+	port         int // nats-server convention: server.RANDOM_PORT for "any"
+	storeDir     string
+	logger       *slog.Logger
+	readyTimeout time.Duration
+	maxPayload   int32
+	serverName   string
+}
+
+func (o Options) config() (config, error) {
+	c := config{
+		logger:       o.Logger,
+		readyTimeout: o.ReadyTimeout,
+		maxPayload:   o.MaxPayload,
+		serverName:   o.ServerName,
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.readyTimeout == 0 {
+		c.readyTimeout = DefaultReadyTimeout
+	}
+	if c.readyTimeout < 0 {
+		return config{}, fmt.Errorf("%w: ReadyTimeout %v is negative", ErrInvalidOption, o.ReadyTimeout)
+	}
+	if c.maxPayload == 0 {
+		c.maxPayload = DefaultMaxPayload
+	}
+	if c.maxPayload < 0 {
+		return config{}, fmt.Errorf("%w: MaxPayload %d is negative", ErrInvalidOption, o.MaxPayload)
+	}
+	if int64(c.maxPayload) > server.MAX_PENDING_SIZE {
+		return config{}, fmt.Errorf("%w: MaxPayload %d is above the server's pending limit %d",
+			ErrInvalidOption, o.MaxPayload, server.MAX_PENDING_SIZE)
+	}
+	if c.serverName == "" {
+		c.serverName = DefaultServerName
+	}
+	if strings.ContainsAny(c.serverName, " \t\r\n") {
+		return config{}, fmt.Errorf("%w: ServerName %q contains spaces", ErrInvalidOption, o.ServerName)
+	}
+
+	if o.StoreDir == "" {
+		return config{}, fmt.Errorf("%w: StoreDir is required", ErrInvalidOption)
+	}
+	dir, err := filepath.Abs(o.StoreDir)
+	if err != nil {
+		return config{}, fmt.Errorf("%w: StoreDir %q: %w", ErrInvalidOption, o.StoreDir, err)
+	}
+	c.storeDir = dir
+
+	listen := o.Listen
+	if listen == "" {
+		listen = DefaultListen
+	}
+	host, portStr, err := net.SplitHostPort(listen)
+	if err != nil {
+		return config{}, fmt.Errorf("%w: Listen %q: %w", ErrInvalidOption, o.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return config{}, fmt.Errorf("%w: Listen %q: port must be a number from 0 to 65535", ErrInvalidOption, o.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if host == "" {
+		host = "0.0.0.0" // what nats-server does; named for messages
+	}
+	c.host, c.port = host, port
+	return c, nil
+}
+
+// listenAddr is the address as the user wrote it, for messages.
+func (c config) listenAddr() string {
+	port := c.port
+	if port == server.RANDOM_PORT {
+		port = 0
+	}
+	return net.JoinHostPort(c.host, strconv.Itoa(port))
+}
+
+func (c config) serverOptions() *server.Options {
+	debug := c.logger.Enabled(context.Background(), slog.LevelDebug)
+	trace := c.logger.Enabled(context.Background(), LevelTrace)
+	return &server.Options{
+		ServerName: c.serverName,
+		Host:       c.host,
+		Port:       c.port,
+		MaxPayload: c.maxPayload,
+		JetStream:  true,
+		StoreDir:   c.storeDir,
+		// The process, not the library, owns signals.
+		NoSigs: true,
+		// Our logger is installed with SetLoggerV2; NoLog would only stop
+		// ConfigureLogger, which we never call.
+		NoLog: false,
+		Debug: debug,
+		Trace: trace,
+		// The ASCII art is a dozen noisy lines in every dev run and test.
+		DisableJetStreamBanner: true,
+	}
+}
