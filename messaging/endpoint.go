@@ -1,0 +1,242 @@
+package messaging
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/invopop/jsonschema"
+)
+
+// Defaults for endpoints; [ServiceConfig] and [EndpointOption]s change them.
+const (
+	// DefaultMaxPayload is the largest request an endpoint accepts (1 MiB).
+	DefaultMaxPayload = 1 << 20
+	// DefaultMaxConcurrency is how many requests one endpoint of one
+	// service instance works on at once; more are answered 503.
+	DefaultMaxConcurrency = 256
+)
+
+// Route is an endpoint ready to be added to a [Service]: a name, a handler
+// and its options. Make one with [Endpoint] (typed JSON) or [Raw].
+type Route struct {
+	name    string
+	handler Handler
+	opts    endpointOptions
+	err     error
+}
+
+// Name returns the endpoint's name.
+func (r Route) Name() string { return r.name }
+
+type endpointOptions struct {
+	subject        string
+	description    string
+	maxPayload     int
+	maxConcurrency int
+	metadata       map[string]string
+}
+
+// EndpointOption tunes one endpoint.
+type EndpointOption func(*endpointOptions) error
+
+// WithSubject sets the endpoint's subject; the default is
+// "<service>.<endpoint name>".
+func WithSubject(subject string) EndpointOption {
+	return func(o *endpointOptions) error {
+		if subject == "" || strings.ContainsAny(subject, " \t\r\n") {
+			return fmt.Errorf("%w: subject %q", ErrInvalidOption, subject)
+		}
+		o.subject = subject
+		return nil
+	}
+}
+
+// WithDescription documents the endpoint in `nats micro info`.
+func WithDescription(text string) EndpointOption {
+	return func(o *endpointOptions) error {
+		o.description = text
+		return nil
+	}
+}
+
+// WithMaxPayload lowers the largest request the endpoint accepts; larger
+// ones are answered 413. It must be between 1 and DefaultMaxPayload.
+func WithMaxPayload(bytes int) EndpointOption {
+	return func(o *endpointOptions) error {
+		if bytes < 1 || bytes > DefaultMaxPayload {
+			return fmt.Errorf("%w: max payload %d: want 1..%d", ErrInvalidOption, bytes, DefaultMaxPayload)
+		}
+		o.maxPayload = bytes
+		return nil
+	}
+}
+
+// WithMaxConcurrency sets how many requests the endpoint works on at once.
+func WithMaxConcurrency(n int) EndpointOption {
+	return func(o *endpointOptions) error {
+		if n < 1 {
+			return fmt.Errorf("%w: max concurrency %d: want at least 1", ErrInvalidOption, n)
+		}
+		o.maxConcurrency = n
+		return nil
+	}
+}
+
+// WithMetadata adds metadata shown by `nats micro info`.
+func WithMetadata(md map[string]string) EndpointOption {
+	return func(o *endpointOptions) error {
+		if o.metadata == nil {
+			o.metadata = map[string]string{}
+		}
+		for k, v := range md {
+			o.metadata[k] = v
+		}
+		return nil
+	}
+}
+
+// Raw makes a Route from a Handler that works on raw bytes.
+func Raw(name string, h Handler, opts ...EndpointOption) Route {
+	r := Route{name: name, handler: h}
+	for _, opt := range opts {
+		if err := opt(&r.opts); err != nil {
+			r.err = fmt.Errorf("endpoint %s: %w", name, err)
+			return r
+		}
+	}
+	return r
+}
+
+// Endpoint makes a typed JSON Route. The request is decoded strictly
+// (unknown fields and trailing data are 400s; an empty payload is the zero
+// Req), validated when Req implements [Validator], passed to fn, and fn's
+// result is encoded as JSON. The JSON Schemas of Req and Resp are published
+// in the endpoint's metadata ("request_schema", "response_schema"), so
+// `nats micro info` documents the contract.
+func Endpoint[Req, Resp any](name string, fn func(ctx context.Context, req Req) (Resp, error), opts ...EndpointOption) Route {
+	h := HandlerFunc(func(ctx context.Context, r *Msg) (*Response, error) {
+		var req Req
+		if err := decodeStrict(r.Data, &req); err != nil {
+			return nil, err
+		}
+		if err := validate(&req); err != nil {
+			return nil, err
+		}
+		resp, err := fn(context.WithValue(ctx, requestKey{}, r), req)
+		if err != nil {
+			return nil, err
+		}
+		data, err := json.Marshal(resp)
+		if err != nil {
+			return nil, fmt.Errorf("encode %T response: %w", resp, err)
+		}
+		return &Response{Data: data}, nil
+	})
+	schemas := map[string]string{
+		"request_schema":  schemaOf[Req](),
+		"response_schema": schemaOf[Resp](),
+	}
+	return Raw(name, h, append([]EndpointOption{WithMetadata(schemas)}, opts...)...)
+}
+
+func validate(req any) error {
+	v, ok := req.(Validator)
+	if !ok {
+		// A Validate method on the value receiver is in the pointer's
+		// method set too, so one check covers both.
+		return nil
+	}
+	err := v.Validate()
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeBadRequest, Message: err.Error(), cause: err}
+}
+
+func schemaOf[T any]() string {
+	r := jsonschema.Reflector{DoNotReference: true, ExpandedStruct: true, Anonymous: true}
+	s := r.Reflect(new(T))
+	s.Version = ""
+	data, err := json.Marshal(s)
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
+// decodeStrict decodes data into v and turns every decoding problem into a
+// 400 with a message a person can act on.
+func decodeStrict(data []byte, v any) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return NewError(CodeBadRequest, fmt.Sprintf("malformed JSON: unexpected data after the request object (offset %d)", end))
+	}
+	return nil
+}
+
+func decodeError(err error) *Error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return NewError(CodeBadRequest, fmt.Sprintf("malformed JSON at offset %d: %s", syntax.Offset, strings.TrimPrefix(syntax.Error(), "json: ")))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return NewError(CodeBadRequest, "malformed JSON: unexpected end of input")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return NewError(CodeBadRequest, fmt.Sprintf("request must be a JSON %s, got %s", jsonKind(typ.Type), typ.Value))
+		}
+		return NewError(CodeBadRequest, "invalid request", Detail{
+			Field:   field,
+			Message: fmt.Sprintf("must be %s, got %s", jsonKind(typ.Type), typ.Value),
+		})
+	}
+	// encoding/json reports unknown fields only as text.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if unq, qerr := strconv.Unquote(name); qerr == nil {
+			name = unq
+		}
+		return NewError(CodeBadRequest, "invalid request", Detail{Field: name, Message: "unknown field"})
+	}
+	return NewError(CodeBadRequest, "malformed JSON: "+strings.TrimPrefix(err.Error(), "json: "))
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return t.String()
+}

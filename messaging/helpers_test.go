@@ -1,0 +1,84 @@
+package messaging_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/messaging"
+)
+
+// startServer starts an embedded server with JetStream for one test.
+func startServer(t testing.TB) *embedded.Server {
+	t.Helper()
+	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start embedded server: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+func connect(t testing.TB, srv *embedded.Server) *nats.Conn {
+	t.Helper()
+	nc, err := srv.Connect(t.Name())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func newService(t testing.TB, nc *nats.Conn, cfg messaging.ServiceConfig, routes ...messaging.Route) *messaging.Service {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = "test"
+	}
+	if cfg.Version == "" {
+		cfg.Version = "1.0.0"
+	}
+	svc, err := messaging.NewService(nc, cfg, routes...)
+	if err != nil {
+		t.Fatalf("new service: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = svc.Stop(ctx)
+	})
+	return svc
+}
+
+func newClient(t testing.TB, nc *nats.Conn, opts ...messaging.ClientOption) *messaging.Client {
+	t.Helper()
+	c, err := messaging.NewClient(nc, opts...)
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	return c
+}
+
+// checkFor polls f until it returns nil or the timeout passes.
+func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(every)
+	}
+}

@@ -1,0 +1,89 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EnsureStream declares a stream from code: it creates the stream, or
+// updates it to cfg when it exists, so every replica can call it at start-up.
+// Changes the server cannot make (a different storage type, say) are errors
+// naming the stream.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("declare stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// EnsureKeyValue declares a key-value bucket from code, like EnsureStream.
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("declare key-value bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// PublishOption adds a JetStream expectation to [Publish].
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	msgID      string
+	lastSubSeq *uint64
+}
+
+// WithMsgID sets Nats-Msg-Id: within the stream's duplicate window, a second
+// message with the same id is not stored again, and the ack names the
+// first one (PubAck.Duplicate, PubAck.Sequence).
+func WithMsgID(id string) PublishOption {
+	return func(o *publishOptions) { o.msgID = id }
+}
+
+// ExpectLastSubjectSequence makes the write conditional: it is stored only
+// when the last message on the subject has stream sequence seq (0: the
+// subject has no message yet). Otherwise Publish fails with a 409 *Error.
+func ExpectLastSubjectSequence(seq uint64) PublishOption {
+	return func(o *publishOptions) { o.lastSubSeq = &seq }
+}
+
+// Publish stores msg in JetStream and returns the server's ack. A failed
+// expectation is a 409 *Error (errors.Is(err, ErrConflict)).
+func Publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, opts ...PublishOption) (*jetstream.PubAck, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var popts []jetstream.PublishOpt
+	if o.msgID != "" {
+		popts = append(popts, jetstream.WithMsgID(o.msgID))
+	}
+	if o.lastSubSeq != nil {
+		popts = append(popts, jetstream.WithExpectLastSequencePerSubject(*o.lastSubSeq))
+	}
+	ack, err := js.PublishMsg(ctx, msg, popts...)
+	if err != nil {
+		if IsWrongLastSequence(err) {
+			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("%s changed concurrently", msg.Subject), cause: err}
+		}
+		return nil, fmt.Errorf("publish %s: %w", msg.Subject, err)
+	}
+	return ack, nil
+}
+
+// IsWrongLastSequence reports whether err is JetStream refusing a write
+// whose expected last sequence did not hold (error codes 10071, and 10164
+// on replicated streams).
+func IsWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}

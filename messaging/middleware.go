@@ -1,0 +1,94 @@
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nuid"
+)
+
+// Logging logs each request once it is answered, with its subject, endpoint,
+// request id, duration and status code: server errors (5xx) at Error,
+// everything else at Debug. It also puts a request-scoped logger carrying
+// those attributes into the context (see [LoggerFrom]) and makes sure the
+// context carries a request id, so downstream calls share it.
+func Logging(logger *slog.Logger) Middleware {
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, req *Msg) (*Response, error) {
+			id := header(req.Header, HeaderRequestID)
+			if id == "" {
+				id = nuid.Next()
+			}
+			l := logger.With(
+				slog.String("service", req.Service),
+				slog.String("endpoint", req.Endpoint),
+				slog.String("subject", req.Subject),
+				slog.String("request_id", id),
+			)
+			ctx = withLogger(WithRequestID(ctx, id), l)
+			resp, err := next.Serve(ctx, req)
+			status := 200
+			level := slog.LevelDebug
+			attrs := []slog.Attr{slog.Duration("duration", time.Since(req.Received))}
+			if err != nil {
+				e := toError(err)
+				status = e.Code
+				if status >= 500 {
+					level = slog.LevelError
+					attrs = append(attrs, slog.String("error", err.Error()))
+				}
+			}
+			attrs = append(attrs, slog.Int("status", status))
+			l.LogAttrs(ctx, level, "request", attrs...)
+			return resp, err
+		})
+	}
+}
+
+// Recover turns a handler panic into a 500 reply, logging the panic value and
+// stack once; the service keeps serving.
+func Recover() Middleware {
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, req *Msg) (resp *Response, err error) {
+			defer func() {
+				if v := recover(); v != nil {
+					LoggerFrom(ctx).LogAttrs(ctx, slog.LevelError, "handler panicked",
+						slog.String("panic", fmt.Sprint(v)),
+						slog.String("stack", string(debug.Stack())))
+					resp, err = nil, &Error{Code: CodeInternal, Message: "internal error", cause: fmt.Errorf("panic: %v", v)}
+				}
+			}()
+			return next.Serve(ctx, req)
+		})
+	}
+}
+
+// Deadline gives the handler a context that ends at the caller's deadline
+// (the [HeaderDeadline] header), or after max when the request carries none
+// or a later one. A request whose deadline has already passed is answered
+// 504 without calling the handler: nobody is waiting for the result.
+func Deadline(max time.Duration) Middleware {
+	return func(next Handler) Handler {
+		return HandlerFunc(func(ctx context.Context, req *Msg) (*Response, error) {
+			deadline := req.Received.Add(max)
+			if v := header(req.Header, HeaderDeadline); v != "" {
+				t, err := ParseDeadline(v)
+				if err != nil {
+					return nil, NewError(CodeBadRequest, err.Error())
+				}
+				if t.Before(deadline) {
+					deadline = t
+				}
+			}
+			if !time.Now().Before(deadline) {
+				return nil, NewError(CodeDeadlineExceeded, "deadline exceeded before the request was handled")
+			}
+			ctx, cancel := context.WithDeadline(ctx, deadline)
+			defer cancel()
+			return next.Serve(ctx, req)
+		})
+	}
+}

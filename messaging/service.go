@@ -1,0 +1,439 @@
+package messaging
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// DefaultTimeout is how long a handler may work on a request that carries no
+// deadline of its own.
+const DefaultTimeout = 30 * time.Second
+
+// ErrStopped is returned by [Service.Err] once a service no longer serves.
+var ErrStopped = errors.New("service stopped")
+
+// ServiceConfig describes a service. The zero value of each optional field
+// is a sensible default.
+type ServiceConfig struct {
+	// Name is the micro service name (letters, digits, - and _); it is also
+	// the subject prefix: endpoint "get" of service "users" serves
+	// "users.get".
+	Name string
+	// Version is a semantic version, e.g. "1.0.0".
+	Version string
+	// Description is shown by `nats micro info`.
+	Description string
+	// Metadata is shown by `nats micro info`.
+	Metadata map[string]string
+	// QueueGroup lets replicas share load; default micro's "q".
+	QueueGroup string
+	// Logger receives request and lifecycle logs; nil discards.
+	Logger *slog.Logger
+	// Middleware runs inside the built-in logging, recovery and deadline
+	// middleware, first element outermost.
+	Middleware []Middleware
+	// MaxPayload is every endpoint's default request size limit
+	// (default DefaultMaxPayload).
+	MaxPayload int
+	// MaxConcurrency is every endpoint's default concurrency limit
+	// (default DefaultMaxConcurrency).
+	MaxConcurrency int
+	// Timeout bounds a handler when the request carries no earlier
+	// deadline (default DefaultTimeout).
+	Timeout time.Duration
+}
+
+// Service is a running micro service whose endpoints run handlers
+// concurrently, each endpoint bounded by its own limit.
+type Service struct {
+	cfg    ServiceConfig
+	nc     *nats.Conn
+	micro  micro.Service
+	logger *slog.Logger
+	eps    map[string]*endpoint // by subject
+
+	// base is the parent of every handler context. A service is a server,
+	// like http.Server with its BaseContext: cancelling base aborts the
+	// handlers still running when a Stop runs out of time.
+	base   context.Context
+	cancel context.CancelFunc
+
+	inflight  inflight
+	stopping  atomic.Bool
+	stopOnce  sync.Once
+	stopErr   error
+	unplanned atomic.Bool
+}
+
+type endpoint struct {
+	name       string
+	subject    string
+	handler    Handler
+	sem        chan struct{}
+	maxPayload int
+
+	handled, overload, tooLarge, nanos atomic.Uint64
+	mu                                 sync.Mutex
+	errors                             map[int]uint64
+}
+
+// EndpointStats is the "data" of an endpoint in `nats micro stats`. micro's
+// own num_requests counts every request; its num_errors and processing
+// times only see the requests refused before dispatch (413, 503), because
+// handlers run on their own goroutines. These figures are the whole picture.
+type EndpointStats struct {
+	InFlight         int               `json:"in_flight"`
+	MaxConcurrency   int               `json:"max_concurrency"`
+	MaxPayload       int               `json:"max_payload"`
+	Handled          uint64            `json:"handled"`
+	ErrorsByCode     map[string]uint64 `json:"errors_by_code,omitempty"`
+	RejectedOverload uint64            `json:"rejected_overload"`
+	RejectedTooLarge uint64            `json:"rejected_too_large"`
+	AverageHandling  time.Duration     `json:"average_handling_ns"`
+}
+
+// NewService validates cfg and routes, then starts a micro service on nc
+// with one endpoint per route. Handlers of a route run concurrently, up to
+// its concurrency limit.
+func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Route) (*Service, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: nil connection", ErrInvalidOption)
+	}
+	if cfg.MaxPayload == 0 {
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	if cfg.MaxConcurrency == 0 {
+		cfg.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	switch {
+	case cfg.MaxPayload < 0:
+		return nil, fmt.Errorf("%w: max payload %d", ErrInvalidOption, cfg.MaxPayload)
+	case cfg.MaxConcurrency < 0:
+		return nil, fmt.Errorf("%w: max concurrency %d", ErrInvalidOption, cfg.MaxConcurrency)
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("%w: timeout %s", ErrInvalidOption, cfg.Timeout)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, nc: nc, logger: logger.With(slog.String("service", cfg.Name)), eps: map[string]*endpoint{}}
+	s.base, s.cancel = context.WithCancel(context.Background())
+
+	mw := append([]Middleware{Logging(logger), Recover(), Deadline(cfg.Timeout)}, cfg.Middleware...)
+	for _, r := range routes {
+		if r.err != nil {
+			s.cancel()
+			return nil, r.err
+		}
+		ep := &endpoint{
+			name:       r.name,
+			subject:    r.opts.subject,
+			handler:    Chain(r.handler, mw...),
+			maxPayload: cmp(r.opts.maxPayload, cfg.MaxPayload),
+			errors:     map[int]uint64{},
+		}
+		if ep.subject == "" {
+			ep.subject = cfg.Name + "." + r.name
+		}
+		ep.sem = make(chan struct{}, cmp(r.opts.maxConcurrency, cfg.MaxConcurrency))
+		if _, dup := s.eps[ep.subject]; dup {
+			s.cancel()
+			return nil, fmt.Errorf("%w: two endpoints on subject %q", ErrInvalidOption, ep.subject)
+		}
+		s.eps[ep.subject] = ep
+	}
+
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:         cfg.Name,
+		Version:      cfg.Version,
+		Description:  cfg.Description,
+		Metadata:     cfg.Metadata,
+		QueueGroup:   cfg.QueueGroup,
+		StatsHandler: s.stats,
+		ErrorHandler: func(_ micro.Service, err *micro.NATSError) {
+			// A slow consumer lands here. micro no longer stops the
+			// service for it, and our dispatch never blocks, so this
+			// is worth a warning, not an outage.
+			s.logger.Warn("subscription error", slog.String("subject", err.Subject), slog.String("error", err.Description))
+		},
+		DoneHandler: func(micro.Service) {
+			if !s.stopping.Load() {
+				s.unplanned.Store(true)
+				s.logger.Error("service stopped unexpectedly (connection closed?)")
+			}
+		},
+	})
+	if err != nil {
+		s.cancel()
+		return nil, fmt.Errorf("start service %s: %w", cfg.Name, err)
+	}
+	s.micro = svc
+	for _, r := range routes {
+		ep := s.eps[subjectOf(cfg.Name, r)]
+		md := map[string]string{
+			"max_payload":     strconv.Itoa(ep.maxPayload),
+			"max_concurrency": strconv.Itoa(cap(ep.sem)),
+		}
+		if r.opts.description != "" {
+			md["description"] = r.opts.description
+		}
+		for k, v := range r.opts.metadata {
+			md[k] = v
+		}
+		if err := svc.AddEndpoint(r.name, s.dispatch(ep), micro.WithEndpointSubject(ep.subject), micro.WithEndpointMetadata(md)); err != nil {
+			_ = s.Stop(context.Background())
+			return nil, fmt.Errorf("service %s: add endpoint %s: %w", cfg.Name, r.name, err)
+		}
+	}
+	s.logger.Info("service started", slog.String("version", cfg.Version), slog.Int("endpoints", len(routes)))
+	return s, nil
+}
+
+func subjectOf(service string, r Route) string {
+	if r.opts.subject != "" {
+		return r.opts.subject
+	}
+	return service + "." + r.name
+}
+
+func cmp(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// dispatch is micro's handler for ep. micro calls it on the subscription's
+// single delivery goroutine, so it must never block: it refuses what it
+// cannot take at once (413, 503) and hands the rest to a goroutine.
+func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
+	return func(mr micro.Request) {
+		req := &Msg{
+			Service:  s.cfg.Name,
+			Endpoint: ep.name,
+			Subject:  mr.Subject(),
+			Header:   nats.Header(mr.Headers()),
+			Data:     mr.Data(),
+			Received: time.Now(),
+		}
+		reply := mr.Reply()
+		if len(req.Data) > ep.maxPayload {
+			ep.tooLarge.Add(1)
+			e := NewError(CodeTooLarge, fmt.Sprintf("payload of %d bytes is over this endpoint's limit of %d bytes", len(req.Data), ep.maxPayload))
+			s.refuse(mr, e)
+			return
+		}
+		select {
+		case ep.sem <- struct{}{}:
+		default:
+			ep.overload.Add(1)
+			s.refuse(mr, NewError(CodeUnavailable, fmt.Sprintf("overloaded: %d requests in flight on %s; retry later", cap(ep.sem), ep.subject)))
+			return
+		}
+		s.inflight.add()
+		go func() {
+			defer s.inflight.done()
+			defer func() { <-ep.sem }()
+			resp, err := ep.handler.Serve(s.base, req)
+			ep.handled.Add(1)
+			ep.nanos.Add(uint64(time.Since(req.Received)))
+			if err != nil {
+				e := toError(err)
+				ep.mu.Lock()
+				ep.errors[e.Code]++
+				ep.mu.Unlock()
+				s.respond(reply, errorMsg(e))
+				return
+			}
+			msg := &nats.Msg{Data: resp.Data, Header: resp.Header}
+			s.respond(reply, msg)
+		}()
+	}
+}
+
+// refuse answers on micro's goroutine through micro, so that `nats micro
+// stats` counts refusals as errors.
+func (s *Service) refuse(mr micro.Request, e *Error) {
+	if mr.Reply() == "" {
+		return
+	}
+	body, _ := json.Marshal(e)
+	if err := mr.Error(strconv.Itoa(e.Code), headerSafe(e.Message), body); err != nil {
+		s.logger.Warn("reply failed", slog.String("subject", mr.Subject()), slog.String("error", err.Error()))
+	}
+}
+
+// respond publishes a reply from a handler goroutine. It does not go through
+// micro.Request, whose fields micro reads on its own goroutine.
+func (s *Service) respond(reply string, msg *nats.Msg) {
+	if reply == "" {
+		return // a publish, not a request: nobody waits for an answer
+	}
+	msg.Subject = reply
+	if err := s.nc.PublishMsg(msg); err != nil {
+		s.logger.Warn("reply failed", slog.String("reply", reply), slog.String("error", err.Error()))
+	}
+}
+
+func errorMsg(e *Error) *nats.Msg {
+	body, _ := json.Marshal(e)
+	return &nats.Msg{
+		Header: nats.Header{
+			HeaderErrorCode: []string{strconv.Itoa(e.Code)},
+			HeaderError:     []string{headerSafe(e.Message)},
+		},
+		Data: body,
+	}
+}
+
+// headerSafe keeps a header value on one line.
+func headerSafe(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+}
+
+func (s *Service) stats(me *micro.Endpoint) any {
+	ep, ok := s.eps[me.Subject]
+	if !ok {
+		return nil
+	}
+	st := EndpointStats{
+		InFlight:         len(ep.sem),
+		MaxConcurrency:   cap(ep.sem),
+		MaxPayload:       ep.maxPayload,
+		Handled:          ep.handled.Load(),
+		RejectedOverload: ep.overload.Load(),
+		RejectedTooLarge: ep.tooLarge.Load(),
+	}
+	if st.Handled > 0 {
+		st.AverageHandling = time.Duration(ep.nanos.Load() / st.Handled)
+	}
+	ep.mu.Lock()
+	if len(ep.errors) > 0 {
+		st.ErrorsByCode = make(map[string]uint64, len(ep.errors))
+		for code, n := range ep.errors {
+			st.ErrorsByCode[strconv.Itoa(code)] = n
+		}
+	}
+	ep.mu.Unlock()
+	return st
+}
+
+// Name returns the service name.
+func (s *Service) Name() string { return s.cfg.Name }
+
+// Info returns the micro service info (id, endpoints, subjects, metadata).
+func (s *Service) Info() micro.Info { return s.micro.Info() }
+
+// Stats returns the micro service stats.
+func (s *Service) Stats() micro.Stats { return s.micro.Stats() }
+
+// Err returns nil while the service serves, and an error wrapping
+// ErrStopped once it does not (after Stop, or when its connection closed).
+func (s *Service) Err() error {
+	switch {
+	case s.unplanned.Load():
+		return fmt.Errorf("%s: %w unexpectedly", s.cfg.Name, ErrStopped)
+	case s.micro.Stopped():
+		return fmt.Errorf("%s: %w", s.cfg.Name, ErrStopped)
+	}
+	return nil
+}
+
+// Stop stops taking requests and waits for the ones in flight to be answered.
+// When ctx ends first, the handlers still running see their contexts
+// cancelled and Stop returns ctx's error. Calling Stop again returns the
+// first call's result.
+func (s *Service) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
+	return s.stopErr
+}
+
+func (s *Service) stop(ctx context.Context) error {
+	s.stopping.Store(true)
+	defer s.cancel()
+	var errs []error
+	if err := s.micro.Stop(); err != nil {
+		errs = append(errs, fmt.Errorf("stop %s: %w", s.cfg.Name, err))
+	}
+	// micro drains the endpoint subscriptions: the server stops sending
+	// once it has our UNSUB, and requests already on their way are still
+	// delivered. A flush round trip makes sure those have arrived, so the
+	// wait below covers them.
+	if !s.nc.IsClosed() {
+		fctx, cancel := ctx, context.CancelFunc(func() {})
+		if _, ok := ctx.Deadline(); !ok {
+			fctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		}
+		err := s.nc.FlushWithContext(fctx)
+		cancel()
+		if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("flush %s: %w", s.cfg.Name, err))
+		}
+	}
+	if err := s.inflight.wait(ctx); err != nil {
+		s.cancel()
+		errs = append(errs, fmt.Errorf("stop %s: in-flight requests: %w", s.cfg.Name, err))
+	}
+	s.logger.Info("service stopped")
+	return errors.Join(errs...)
+}
+
+// inflight counts running handlers. Unlike sync.WaitGroup it may go from
+// zero to one while somebody waits, which happens when a draining
+// subscription delivers a last request during Stop.
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to zero
+}
+
+func (f *inflight) add() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	f.n--
+	if f.n == 0 {
+		close(f.idle)
+	}
+	f.mu.Unlock()
+}
+
+// wait returns once no handler runs, or with ctx's error.
+func (f *inflight) wait(ctx context.Context) error {
+	for {
+		f.mu.Lock()
+		if f.n == 0 {
+			f.mu.Unlock()
+			return nil
+		}
+		idle := f.idle
+		f.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
