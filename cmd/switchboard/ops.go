@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// opsHandler serves the operations endpoints: /healthz says the process is
+// alive; /readyz says it can do its work (NATS connected, every service
+// serving and its streams reachable), else 503 with the reasons.
+func opsHandler(nc *nats.Conn, services func() []service) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		var reasons []string
+		if st := nc.Status(); st != nats.CONNECTED {
+			reasons = append(reasons, fmt.Sprintf("nats: %s", st))
+		}
+		checks := map[string]string{}
+		for _, s := range services() {
+			status := "ok"
+			err := s.Err()
+			if rd, ok := s.(readier); ok && err == nil {
+				err = rd.Ready(ctx)
+			}
+			if err != nil {
+				status = err.Error()
+				reasons = append(reasons, fmt.Sprintf("%s: %v", s.Name(), err))
+			}
+			checks[s.Name()] = status
+		}
+		body := map[string]any{"status": "ready", "services": checks}
+		code := http.StatusOK
+		if len(reasons) > 0 {
+			body["status"] = "unavailable"
+			body["reasons"] = reasons
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, body)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/config"
+	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/messaging"
+)
+
+type mode string
+
+const (
+	modeDev mode = "dev"
+	modeRun mode = "run"
+)
+
+// serve runs the chosen services until a signal (or ctx) ends it, then
+// shuts down in order: stop taking requests, finish those in flight, drain
+// the NATS connection, stop the embedded server, within ShutdownTimeout.
+func serve(ctx context.Context, cfg config.Config, m mode, names []string, stdout, stderr io.Writer) error {
+	logger := newLogger(cfg.Log, stderr)
+	ctx, again, stopSignals := signals(ctx)
+	defer stopSignals()
+	logger.Info("starting switchboard", slog.String("version", buildVersion()), slog.String("mode", string(m)), slog.Any("config", cfg))
+
+	var sd shutdowner
+	err := start(ctx, cfg, m, names, logger, stdout, &sd)
+	if err == nil {
+		<-ctx.Done()
+		logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	} else {
+		logger.Error("start-up failed", slog.String("error", err.Error()))
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sd.run(sctx) }()
+	select {
+	case serr := <-done:
+		if serr != nil {
+			logger.Error("shutdown incomplete", slog.String("error", serr.Error()))
+		} else if err == nil {
+			logger.Info("shut down cleanly")
+		}
+		return errors.Join(err, serr)
+	case <-again:
+		return errInterrupted
+	}
+}
+
+// start brings everything up, registering each part's shutdown in sd as it
+// goes, so that a failure half-way tears down what was started.
+func start(ctx context.Context, cfg config.Config, m mode, names []string, logger *slog.Logger, stdout io.Writer, sd *shutdowner) error {
+	// NATS: an embedded server in dev, an external one in run.
+	var nc *nats.Conn
+	var natsURL, storeDir string
+	host, _ := os.Hostname()
+	connName := fmt.Sprintf("switchboard-%s-%s-%d", m, host, os.Getpid())
+	if m == modeDev {
+		// nats-server keeps its files in <data-dir>/jetstream.
+		storeDir = cfg.DataDir
+		srv, err := embedded.Start(ctx, embedded.Options{
+			Listen:   cfg.NATS.Listen,
+			StoreDir: storeDir,
+			Logger:   logger,
+		})
+		if err != nil {
+			return err
+		}
+		sd.push("embedded nats", srv.Shutdown)
+		natsURL = srv.ClientURL()
+		nc, err = srv.Connect(connName)
+		if err != nil {
+			return fmt.Errorf("connect to embedded nats: %w", err)
+		}
+	} else {
+		var err error
+		natsURL = config.MaskURL(cfg.NATS.URL)
+		nc, err = messaging.Connect(ctx, messaging.ConnectOptions{
+			URL: cfg.NATS.URL, Name: connName, Logger: logger.With(slog.String("component", "nats")),
+			CredsFile: cfg.NATS.CredsFile, NKeyFile: cfg.NATS.NKeyFile,
+			User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
+			CAFile: cfg.NATS.CAFile, CertFile: cfg.NATS.CertFile, KeyFile: cfg.NATS.KeyFile,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	sd.push("nats connection", func(ctx context.Context) error { return drain(ctx, nc) })
+
+	// Services.
+	var running []service
+	for _, name := range names {
+		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger})
+		if err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		running = append(running, svc)
+		sd.push("service "+name, svc.Stop)
+	}
+
+	// Ops HTTP.
+	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("ops http: listen %s: %w (is another switchboard running? set --http-listen)", cfg.HTTPListen, err)
+	}
+	hs := &http.Server{Handler: opsHandler(nc, func() []service { return running }), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("ops http stopped", slog.String("error", err.Error()))
+		}
+	}()
+	// The ops server stops first, so /readyz stops answering before the
+	// services stop taking requests.
+	sd.push("ops http", hs.Shutdown)
+	opsURL := "http://" + ln.Addr().String()
+
+	fmt.Fprintf(stdout, "switchboard %s is ready\n", m)
+	fmt.Fprintf(stdout, "  NATS URL:  %s   (try: nats --server %s micro ls)\n", natsURL, natsURL)
+	fmt.Fprintf(stdout, "  ops HTTP:  %s   (/healthz, /readyz)\n", opsURL)
+	if storeDir != "" {
+		fmt.Fprintf(stdout, "  data dir:  %s\n", cfg.DataDir)
+	}
+	fmt.Fprintf(stdout, "  services:  %s\n", strings.Join(names, ", "))
+	logger.Info("ready", slog.String("nats_url", natsURL), slog.String("ops_url", opsURL), slog.Any("services", names))
+	return nil
+}
+
+// drain drains nc: its subscriptions deliver what they hold, pending
+// publishes are flushed, then it closes. It waits for the close, bounded by
+// ctx.
+func drain(ctx context.Context, nc *nats.Conn) error {
+	if nc.IsClosed() {
+		return nil
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("drain: %w", err)
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		nc.Close()
+		return fmt.Errorf("drain: %w", ctx.Err())
+	}
+}
+
+// shutdowner runs shutdown steps in reverse order of registration.
+type shutdowner struct {
+	steps []step
+}
+
+type step struct {
+	name string
+	fn   func(context.Context) error
+}
+
+func (s *shutdowner) push(name string, fn func(context.Context) error) {
+	s.steps = append(s.steps, step{name, fn})
+}
+
+func (s *shutdowner) run(ctx context.Context) error {
+	var errs []error
+	for i := len(s.steps) - 1; i >= 0; i-- {
+		if err := s.steps[i].fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.steps[i].name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

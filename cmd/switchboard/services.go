@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/config"
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/users"
+)
+
+// service is what serve needs of a running service.
+type service interface {
+	Name() string
+	// Err is nil while the service serves.
+	Err() error
+	// Stop stops taking requests and finishes those in flight.
+	Stop(ctx context.Context) error
+}
+
+// readier is implemented by services that can check what they depend on
+// (their streams, say) for /readyz.
+type readier interface {
+	Ready(ctx context.Context) error
+}
+
+// deps are what a service is started with.
+type deps struct {
+	nc     *nats.Conn
+	cfg    config.Config
+	logger *slog.Logger
+}
+
+type starter func(ctx context.Context, d deps) (service, error)
+
+// registry lists every service the binary can run, in start order.
+func registry() []struct {
+	name  string
+	start starter
+} {
+	return []struct {
+		name  string
+		start starter
+	}{
+		{"users", func(ctx context.Context, d deps) (service, error) {
+			return users.Start(ctx, d.nc, users.Options{
+				Logger:  d.logger,
+				Service: messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
+			})
+		}},
+	}
+}
+
+func knownServices() []string {
+	var names []string
+	for _, s := range registry() {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// selectServices checks names against the registry and removes repeats.
+func selectServices(names []string) ([]string, error) {
+	known := knownServices()
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("unknown service %q; known services: %s", n, strings.Join(known, ", "))
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func starterFor(name string) starter {
+	for _, s := range registry() {
+		if s.name == name {
+			return s.start
+		}
+	}
+	return nil
+}

@@ -1,0 +1,368 @@
+package users
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/users/contract"
+)
+
+// Key-value buckets kept beside the USERS stream.
+const (
+	// EmailBucket reserves each email (normalised) for one user id.
+	EmailBucket = "USERS_EMAILS"
+	// IdempotencyBucket maps an Idempotency-Key to the id of the user its
+	// first create made; entries expire after IdempotencyTTL.
+	IdempotencyBucket = "USERS_IDEMPOTENCY"
+	IdempotencyTTL    = 24 * time.Hour
+	// ReservationGrace is how long an email reservation whose user does
+	// not (yet) have that email is honoured: long enough for any write in
+	// flight to finish, after which the reservation counts as left over by
+	// a crashed write and is reclaimed.
+	ReservationGrace = time.Minute
+)
+
+// EventStore keeps users as events on the USERS stream: the last message on
+// users.events.<id> is the user's current state, and the subject's history
+// is its audit trail.
+type EventStore struct {
+	js          jetstream.JetStream
+	stream      jetstream.Stream
+	emails      jetstream.KeyValue
+	idempotency jetstream.KeyValue
+	view        *view
+	logger      *slog.Logger
+	now         func() time.Time
+}
+
+// StreamConfig is the USERS stream's configuration.
+func StreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        contract.Stream,
+		Description: "Users service events; the last message per subject is the user's state.",
+		Subjects:    []string{contract.EventSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		AllowDirect: true,
+		DenyDelete:  true,
+		Duplicates:  2 * time.Minute,
+	}
+}
+
+// OpenEventStore declares the stream and buckets (idempotently) and starts
+// the list view. Close stops the view.
+func OpenEventStore(ctx context.Context, js jetstream.JetStream, logger *slog.Logger) (*EventStore, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	stream, err := messaging.EnsureStream(ctx, js, StreamConfig())
+	if err != nil {
+		return nil, err
+	}
+	emails, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      EmailBucket,
+		Description: "users: email (lower case, base64url) -> user id",
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, err
+	}
+	idem, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      IdempotencyBucket,
+		Description: "users: sha256(Idempotency-Key) -> user id",
+		Storage:     jetstream.FileStorage,
+		TTL:         IdempotencyTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	v, err := startView(ctx, stream, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &EventStore{js: js, stream: stream, emails: emails, idempotency: idem, view: v, logger: logger, now: time.Now}, nil
+}
+
+// Close stops the list view.
+func (s *EventStore) Close() { s.view.stop() }
+
+// Get reads the last event on the user's subject with a direct get.
+func (s *EventStore) Get(ctx context.Context, id string) (contract.User, error) {
+	u, _, err := s.current(ctx, id)
+	return u, err
+}
+
+// current returns the user and the stream sequence of its last event.
+func (s *EventStore) current(ctx context.Context, id string) (contract.User, uint64, error) {
+	msg, err := s.stream.GetLastMsgForSubject(ctx, contract.EventSubjectPrefix+id)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return contract.User{}, 0, notFound(id)
+	}
+	if err != nil {
+		return contract.User{}, 0, fmt.Errorf("read user %s: %w", id, err)
+	}
+	ev, err := decodeEvent(msg.Data)
+	if err != nil {
+		return contract.User{}, 0, fmt.Errorf("user %s at sequence %d: %w", id, msg.Sequence, err)
+	}
+	if ev.Type == contract.EventDeleted {
+		return contract.User{}, msg.Sequence, notFound(id)
+	}
+	return ev.User, msg.Sequence, nil
+}
+
+func decodeEvent(data []byte) (contract.Event, error) {
+	var ev contract.Event
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return ev, fmt.Errorf("decode event: %w", err)
+	}
+	return ev, nil
+}
+
+func notFound(id string) error {
+	return messaging.NewError(messaging.CodeNotFound, fmt.Sprintf("user %s not found", id))
+}
+
+func emailTaken() error {
+	return messaging.NewError(messaging.CodeConflict, "email already taken",
+		messaging.Detail{Field: "email", Message: "another user has this email"})
+}
+
+// Create makes a user: reserve the email, then append user.created with the
+// expectation that the subject is empty. See docs/users.md for what happens
+// when the process dies between the two steps.
+func (s *EventStore) Create(ctx context.Context, in NewUser, key string) (contract.User, error) {
+	id := ulid.Make().String()
+	if key != "" {
+		first, err := s.claimIdempotencyKey(ctx, key, id)
+		if err != nil {
+			return contract.User{}, err
+		}
+		if first != id {
+			// A retry: the first attempt's user, once it exists.
+			if u, err := s.Get(ctx, first); err == nil || !errors.Is(err, messaging.ErrNotFound) {
+				return u, err
+			}
+			// The first attempt did not finish: finish it, same id.
+			id = first
+		}
+	}
+	email := strings.TrimSpace(in.Email)
+	if err := s.reserveEmail(ctx, email, id); err != nil {
+		return contract.User{}, err
+	}
+	now := s.now().UTC()
+	u := contract.User{ID: id, Name: strings.TrimSpace(in.Name), Email: email, Age: in.Age, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if _, err := s.append(ctx, contract.EventCreated, u, 0); err != nil {
+		if errors.Is(err, messaging.ErrConflict) && key != "" {
+			// A concurrent retry with the same key got there first.
+			return s.Get(ctx, id)
+		}
+		return contract.User{}, err
+	}
+	return u, nil
+}
+
+// Update appends user.updated if the user is at version.
+func (s *EventStore) Update(ctx context.Context, id string, version int64, ch Changes) (contract.User, error) {
+	u, seq, err := s.current(ctx, id)
+	if err != nil {
+		return contract.User{}, err
+	}
+	if u.Version != version {
+		return contract.User{}, staleVersion(version, u.Version)
+	}
+	next := u
+	if ch.Name != nil {
+		next.Name = strings.TrimSpace(*ch.Name)
+	}
+	if ch.Age != nil {
+		next.Age = *ch.Age
+	}
+	oldEmail := u.Email
+	emailChanged := false
+	if ch.Email != nil {
+		next.Email = strings.TrimSpace(*ch.Email)
+		emailChanged = contract.NormalizeEmail(next.Email) != contract.NormalizeEmail(oldEmail)
+	}
+	if emailChanged {
+		if err := s.reserveEmail(ctx, next.Email, id); err != nil {
+			return contract.User{}, err
+		}
+	}
+	next.Version++
+	next.UpdatedAt = s.now().UTC()
+	if _, err := s.append(ctx, contract.EventUpdated, next, seq); err != nil {
+		if errors.Is(err, messaging.ErrConflict) {
+			if emailChanged {
+				s.releaseEmail(ctx, next.Email, id)
+			}
+			return contract.User{}, messaging.NewError(messaging.CodeConflict,
+				fmt.Sprintf("version %d is stale: the user changed concurrently", version),
+				messaging.Detail{Field: "version", Message: "read the user again and retry"})
+		}
+		return contract.User{}, err
+	}
+	if emailChanged {
+		s.releaseEmail(ctx, oldEmail, id)
+	}
+	return next, nil
+}
+
+// Delete appends user.deleted and releases the email.
+func (s *EventStore) Delete(ctx context.Context, id string, version int64) error {
+	u, seq, err := s.current(ctx, id)
+	if err != nil {
+		return err
+	}
+	if version > 0 && u.Version != version {
+		return staleVersion(version, u.Version)
+	}
+	gone := u
+	gone.Version++
+	gone.UpdatedAt = s.now().UTC()
+	if _, err := s.append(ctx, contract.EventDeleted, gone, seq); err != nil {
+		if errors.Is(err, messaging.ErrConflict) {
+			return messaging.NewError(messaging.CodeConflict, "the user changed concurrently; read it again and retry")
+		}
+		return err
+	}
+	s.releaseEmail(ctx, u.Email, id)
+	return nil
+}
+
+// List pages through the view, after making sure it has seen every event
+// stored before the call, so callers see their own writes.
+func (s *EventStore) List(ctx context.Context, after string, limit int) ([]contract.User, string, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("list users: %w", err)
+	}
+	if err := s.view.waitFor(ctx, info.State.LastSeq); err != nil {
+		return nil, "", fmt.Errorf("list users: waiting for the view: %w", err)
+	}
+	users, next := s.view.page(after, limit)
+	return users, next, nil
+}
+
+func staleVersion(got, current int64) error {
+	return messaging.NewError(messaging.CodeConflict,
+		fmt.Sprintf("version %d is stale: the user is at version %d", got, current),
+		messaging.Detail{Field: "version", Message: fmt.Sprintf("current version is %d", current)})
+}
+
+// append publishes one event on the user's subject, conditional on the
+// subject's last sequence being lastSeq (0: no event yet).
+func (s *EventStore) append(ctx context.Context, typ string, u contract.User, lastSeq uint64) (*jetstream.PubAck, error) {
+	ev := contract.Event{Type: typ, ID: ulid.Make().String(), OccurredAt: u.UpdatedAt, User: u}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", typ, err)
+	}
+	msg := &nats.Msg{
+		Subject: contract.EventSubjectPrefix + u.ID,
+		Data:    data,
+		Header: nats.Header{
+			messaging.HeaderEventType: []string{typ},
+			messaging.HeaderEventID:   []string{ev.ID},
+			messaging.HeaderVersion:   []string{strconv.FormatInt(u.Version, 10)},
+			"Content-Type":            []string{"application/json"},
+		},
+	}
+	if rid := messaging.RequestID(ctx); rid != "" {
+		msg.Header.Set(messaging.HeaderRequestID, rid)
+	}
+	return messaging.Publish(ctx, s.js, msg, messaging.WithMsgID(ev.ID), messaging.ExpectLastSubjectSequence(lastSeq))
+}
+
+func emailKey(email string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(contract.NormalizeEmail(email)))
+}
+
+// reserveEmail makes email id's. A reservation held by another id is
+// honoured while its user has that email, or while it is younger than
+// ReservationGrace (a write in flight); otherwise it was left by a write
+// that died half-way, and is reclaimed.
+func (s *EventStore) reserveEmail(ctx context.Context, email, id string) error {
+	key := emailKey(email)
+	for range 3 {
+		_, err := s.emails.Create(ctx, key, []byte(id))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("reserve email: %w", err)
+		}
+		entry, err := s.emails.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("read email reservation: %w", err)
+		}
+		owner := string(entry.Value())
+		if owner == id {
+			return nil // ours, from an earlier attempt
+		}
+		if s.now().Sub(entry.Created()) < ReservationGrace {
+			return emailTaken()
+		}
+		u, err := s.Get(ctx, owner)
+		if err == nil && contract.NormalizeEmail(u.Email) == contract.NormalizeEmail(email) {
+			return emailTaken()
+		}
+		if err != nil && !errors.Is(err, messaging.ErrNotFound) {
+			return err
+		}
+		s.logger.Warn("reclaiming a stale email reservation", slog.String("owner", owner), slog.String("user_id", id))
+		if err := s.emails.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("reclaim email reservation: %w", err)
+		}
+	}
+	return emailTaken()
+}
+
+// releaseEmail frees id's reservation of email. A failure only leaves a
+// stale reservation, which reserveEmail reclaims, so it is logged, not
+// returned.
+func (s *EventStore) releaseEmail(ctx context.Context, email, id string) {
+	key := emailKey(email)
+	entry, err := s.emails.Get(ctx, key)
+	if err != nil || string(entry.Value()) != id {
+		return
+	}
+	if err := s.emails.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
+		s.logger.Warn("could not release email reservation", slog.String("user_id", id), slog.String("error", err.Error()))
+	}
+}
+
+// claimIdempotencyKey records id as the user of key's first create and
+// returns the id recorded first.
+func (s *EventStore) claimIdempotencyKey(ctx context.Context, key, id string) (string, error) {
+	sum := sha256.Sum256([]byte(key))
+	k := hex.EncodeToString(sum[:])
+	if _, err := s.idempotency.Create(ctx, k, []byte(id)); err == nil {
+		return id, nil
+	} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", fmt.Errorf("record idempotency key: %w", err)
+	}
+	entry, err := s.idempotency.Get(ctx, k)
+	if err != nil {
+		return "", fmt.Errorf("read idempotency key: %w", err)
+	}
+	return string(entry.Value()), nil
+}

@@ -1,0 +1,60 @@
+package users
+
+import (
+	"context"
+
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/users/contract"
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 200
+
+func handleCreate(store Store) func(context.Context, contract.CreateRequest) (contract.User, error) {
+	return func(ctx context.Context, req contract.CreateRequest) (contract.User, error) {
+		var key string
+		if m, ok := messaging.MsgFromContext(ctx); ok && m.Header != nil {
+			key = m.Header.Get(messaging.HeaderIdempotencyKey)
+		}
+		if len(key) > maxIdempotencyKey {
+			return contract.User{}, messaging.NewError(messaging.CodeBadRequest, "invalid request",
+				messaging.Detail{Field: messaging.HeaderIdempotencyKey, Message: "must be at most 200 bytes"})
+		}
+		return store.Create(ctx, NewUser{Name: req.Name, Email: req.Email, Age: *req.Age}, key)
+	}
+}
+
+func handleGet(store Store) func(context.Context, contract.GetRequest) (contract.User, error) {
+	return func(ctx context.Context, req contract.GetRequest) (contract.User, error) {
+		return store.Get(ctx, req.ID)
+	}
+}
+
+func handleUpdate(store Store) func(context.Context, contract.UpdateRequest) (contract.User, error) {
+	return func(ctx context.Context, req contract.UpdateRequest) (contract.User, error) {
+		return store.Update(ctx, req.ID, req.Version, Changes{Name: req.Name, Email: req.Email, Age: req.Age})
+	}
+}
+
+func handleDelete(store Store) func(context.Context, contract.DeleteRequest) (contract.DeleteResponse, error) {
+	return func(ctx context.Context, req contract.DeleteRequest) (contract.DeleteResponse, error) {
+		if err := store.Delete(ctx, req.ID, req.Version); err != nil {
+			return contract.DeleteResponse{}, err
+		}
+		return contract.DeleteResponse{ID: req.ID, Deleted: true}, nil
+	}
+}
+
+func handleList(store Store) func(context.Context, contract.ListRequest) (contract.ListResponse, error) {
+	return func(ctx context.Context, req contract.ListRequest) (contract.ListResponse, error) {
+		limit := req.Limit
+		if limit == 0 {
+			limit = contract.DefaultLimit
+		}
+		users, next, err := store.List(ctx, req.After, limit)
+		if err != nil {
+			return contract.ListResponse{}, err
+		}
+		return contract.ListResponse{Users: users, Next: next}, nil
+	}
+}

@@ -1,0 +1,245 @@
+package users_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/users"
+	"github.com/devloop/switchboard/services/users/contract"
+)
+
+// env is one test's world: its own embedded server, a users service and a
+// client on a separate connection.
+type env struct {
+	srv    *embedded.Server
+	nc     *nats.Conn // the client's connection
+	client *messaging.Client
+	svc    *users.Service
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := startServer(t, t.TempDir())
+	svc := startUsers(t, connect(t, srv, "users"))
+	nc := connect(t, srv, "client")
+	return &env{srv: srv, nc: nc, client: newClient(t, nc), svc: svc}
+}
+
+// startServer starts an embedded server with JetStream on dir, shut down
+// when the test ends (Shutdown may be called earlier; it is idempotent).
+func startServer(t *testing.T, dir string) *embedded.Server {
+	t.Helper()
+	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatalf("start embedded server: %v", err)
+	}
+	t.Cleanup(func() { shutdown(t, srv) })
+	return srv
+}
+
+func shutdown(t *testing.T, srv *embedded.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown embedded server: %v", err)
+	}
+}
+
+func connect(t *testing.T, srv *embedded.Server, name string) *nats.Conn {
+	t.Helper()
+	nc, err := srv.Connect(t.Name() + "/" + name)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// startUsers starts a users service on nc, stopped when the test ends.
+func startUsers(t *testing.T, nc *nats.Conn) *users.Service {
+	t.Helper()
+	svc, err := users.Start(context.Background(), nc, users.Options{})
+	if err != nil {
+		t.Fatalf("start users: %v", err)
+	}
+	t.Cleanup(func() { stopUsers(t, svc) })
+	return svc
+}
+
+func stopUsers(t *testing.T, svc *users.Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := svc.Stop(ctx); err != nil {
+		t.Errorf("stop users: %v", err)
+	}
+}
+
+func newClient(t *testing.T, nc *nats.Conn) *messaging.Client {
+	t.Helper()
+	c, err := messaging.NewClient(nc, messaging.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	return c
+}
+
+// checkFor polls f until it returns nil or the timeout passes.
+func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(every)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func age(n int) *int { return &n }
+
+// The typed calls. The must* forms fail the test on error.
+
+func create(ctx context.Context, c *messaging.Client, name, email string, years int, opts ...messaging.CallOption) (contract.User, error) {
+	return messaging.Request[contract.CreateRequest, contract.User](ctx, c, contract.SubjectCreate,
+		contract.CreateRequest{Name: name, Email: email, Age: age(years)}, opts...)
+}
+
+func get(ctx context.Context, c *messaging.Client, id string) (contract.User, error) {
+	return messaging.Request[contract.GetRequest, contract.User](ctx, c, contract.SubjectGet, contract.GetRequest{ID: id})
+}
+
+func update(ctx context.Context, c *messaging.Client, req contract.UpdateRequest) (contract.User, error) {
+	return messaging.Request[contract.UpdateRequest, contract.User](ctx, c, contract.SubjectUpdate, req)
+}
+
+func remove(ctx context.Context, c *messaging.Client, id string, version int64) (contract.DeleteResponse, error) {
+	return messaging.Request[contract.DeleteRequest, contract.DeleteResponse](ctx, c, contract.SubjectDelete,
+		contract.DeleteRequest{ID: id, Version: version})
+}
+
+func list(ctx context.Context, c *messaging.Client, req contract.ListRequest) (contract.ListResponse, error) {
+	return messaging.Request[contract.ListRequest, contract.ListResponse](ctx, c, contract.SubjectList, req)
+}
+
+func mustCreate(t *testing.T, c *messaging.Client, name, email string, years int) contract.User {
+	t.Helper()
+	u, err := create(t.Context(), c, name, email, years)
+	if err != nil {
+		t.Fatalf("create %s <%s>: %v", name, email, err)
+	}
+	return u
+}
+
+func mustGet(t *testing.T, c *messaging.Client, id string) contract.User {
+	t.Helper()
+	u, err := get(t.Context(), c, id)
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	return u
+}
+
+func mustUpdate(t *testing.T, c *messaging.Client, req contract.UpdateRequest) contract.User {
+	t.Helper()
+	u, err := update(t.Context(), c, req)
+	if err != nil {
+		t.Fatalf("update %s: %v", req.ID, err)
+	}
+	return u
+}
+
+func mustDelete(t *testing.T, c *messaging.Client, id string, version int64) {
+	t.Helper()
+	resp, err := remove(t.Context(), c, id, version)
+	if err != nil {
+		t.Fatalf("delete %s: %v", id, err)
+	}
+	if resp != (contract.DeleteResponse{ID: id, Deleted: true}) {
+		t.Fatalf("delete %s = %+v, want {ID:%s Deleted:true}", id, resp, id)
+	}
+}
+
+// listAll pages through users.list with the given page size and returns
+// every user in the order received.
+func listAll(t *testing.T, c *messaging.Client, limit int) []contract.User {
+	t.Helper()
+	var all []contract.User
+	after := ""
+	for page := 0; ; page++ {
+		if page > 1000 {
+			t.Fatalf("list: more than 1000 pages; the cursor does not advance")
+		}
+		resp, err := list(t.Context(), c, contract.ListRequest{Limit: limit, After: after})
+		if err != nil {
+			t.Fatalf("list after %q: %v", after, err)
+		}
+		all = append(all, resp.Users...)
+		if resp.Next == "" {
+			return all
+		}
+		after = resp.Next
+	}
+}
+
+func ids(us []contract.User) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.ID
+	}
+	return out
+}
+
+// detailFields returns the fields of err's details, or an error when err is
+// not a *messaging.Error.
+func detailFields(err error) ([]string, error) {
+	var e *messaging.Error
+	if !errors.As(err, &e) {
+		return nil, fmt.Errorf("error %v (%T) is not a *messaging.Error", err, err)
+	}
+	fields := make([]string, len(e.Details))
+	for i, d := range e.Details {
+		fields[i] = d.Field
+	}
+	return fields, nil
+}
+
+// checkErr checks that err matches want (a messaging sentinel, or nil) and,
+// when wantFields is not nil, that its details name exactly those fields.
+func checkErr(t *testing.T, err, want error, wantFields []string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("err = %v, want nil", err)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("err = %v, want %v", err, want)
+	}
+	if wantFields == nil {
+		return
+	}
+	fields, ferr := detailFields(err)
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	if !slices.Equal(fields, wantFields) {
+		t.Fatalf("detail fields = %q, want %q (err: %v)", fields, wantFields, err)
+	}
+}
