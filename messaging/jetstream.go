@@ -9,21 +9,51 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// EnsureStream declares a stream from code: it creates the stream, or
-// updates it to cfg when it exists, so every replica can call it at start-up.
-// Changes the server cannot make (a different storage type, say) are errors
-// naming the stream.
+// EnsureStream declares a stream from code, so every replica can call it at
+// start-up: it creates the stream when it is missing and otherwise updates
+// it to cfg. Replicas and placement that cfg leaves zero keep the values the
+// stream has on the server, so an operator's `nats stream edit --replicas 3`
+// survives restarts. Changes the server cannot make (a different storage
+// type, say) are errors naming the stream.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	existing, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err := js.CreateStream(ctx, cfg)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			if err != nil {
+				return nil, fmt.Errorf("declare stream %s: %w", cfg.Name, err)
+			}
+			return s, nil
+		}
+		// Another replica created it meanwhile: update it like an
+		// existing one.
+		existing, err = js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("declare stream %s: %w", cfg.Name, err)
+	}
+	current := existing.CachedInfo().Config
+	if cfg.Replicas == 0 {
+		cfg.Replicas = current.Replicas
+	}
+	if cfg.Placement == nil {
+		cfg.Placement = current.Placement
+	}
+	s, err := js.UpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("declare stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
 }
 
-// EnsureKeyValue declares a key-value bucket from code, like EnsureStream.
+// EnsureKeyValue declares a key-value bucket from code: it creates the
+// bucket when it is missing and leaves an existing one as it is (an
+// operator may have changed its replicas or limits).
 func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("declare key-value bucket %s: %w", cfg.Bucket, err)
 	}

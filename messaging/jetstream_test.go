@@ -72,3 +72,32 @@ func TestPublishExpectations(t *testing.T) {
 		t.Fatalf("conditional write: %+v, %v", second, err)
 	}
 }
+
+func TestEnsureKeyValueLeavesExistingBucket(t *testing.T) {
+	srv := startServer(t)
+	js, err := jetstream.New(connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "THINGS", History: 1})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := kv.Put(ctx, "a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	// Declaring it again, even with other settings, keeps the bucket and
+	// its data as they are.
+	again, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{Bucket: "THINGS", History: 5})
+	if err != nil {
+		t.Fatalf("declare again: %v", err)
+	}
+	st, err := again.Status(ctx)
+	if err != nil || st.History() != 1 {
+		t.Fatalf("status = %v, %v; want history 1 kept", st, err)
+	}
+	if e, err := again.Get(ctx, "a"); err != nil || string(e.Value()) != "1" {
+		t.Fatalf("data lost: %v %v", e, err)
+	}
+}
