@@ -200,6 +200,13 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Route) (*Service, er
 			return nil, fmt.Errorf("service %s: add endpoint %s: %w", cfg.Name, r.name, err)
 		}
 	}
+	// micro subscribes without waiting for the server: one round trip
+	// makes sure requests from other connections find the endpoints once
+	// NewService returns, instead of an early "no responders".
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		_ = s.Stop(context.Background())
+		return nil, fmt.Errorf("service %s: wait for the server to register its endpoints: %w", cfg.Name, err)
+	}
 	s.logger.Info("service started", slog.String("version", cfg.Version), slog.Int("endpoints", len(routes)))
 	return s, nil
 }

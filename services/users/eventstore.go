@@ -208,9 +208,10 @@ func (s *EventStore) Update(ctx context.Context, id string, version int64, ch Ch
 	next.UpdatedAt = s.now().UTC()
 	if _, err := s.append(ctx, contract.EventUpdated, next, seq); err != nil {
 		if errors.Is(err, messaging.ErrConflict) {
-			if emailChanged {
-				s.releaseEmail(ctx, next.Email, id)
-			}
+			// The new email's reservation is not released: reservations
+			// are per user id, so a concurrent update of this user that
+			// won may hold the same one. If nobody does, reserveEmail
+			// reclaims it after ReservationGrace.
 			return contract.User{}, messaging.NewError(messaging.CodeConflict,
 				fmt.Sprintf("version %d is stale: the user changed concurrently", version),
 				messaging.Detail{Field: "version", Message: "read the user again and retry"})
@@ -224,25 +225,25 @@ func (s *EventStore) Update(ctx context.Context, id string, version int64, ch Ch
 }
 
 // Delete appends user.deleted and releases the email.
-func (s *EventStore) Delete(ctx context.Context, id string, version int64) error {
+func (s *EventStore) Delete(ctx context.Context, id string, version int64) (contract.User, error) {
 	u, seq, err := s.current(ctx, id)
 	if err != nil {
-		return err
+		return contract.User{}, err
 	}
 	if version > 0 && u.Version != version {
-		return staleVersion(version, u.Version)
+		return contract.User{}, staleVersion(version, u.Version)
 	}
 	gone := u
 	gone.Version++
 	gone.UpdatedAt = s.now().UTC()
 	if _, err := s.append(ctx, contract.EventDeleted, gone, seq); err != nil {
 		if errors.Is(err, messaging.ErrConflict) {
-			return messaging.NewError(messaging.CodeConflict, "the user changed concurrently; read it again and retry")
+			return contract.User{}, messaging.NewError(messaging.CodeConflict, "the user changed concurrently; read it again and retry")
 		}
-		return err
+		return contract.User{}, err
 	}
 	s.releaseEmail(ctx, u.Email, id)
-	return nil
+	return gone, nil
 }
 
 // List pages through the view, after making sure it has seen every event
@@ -316,7 +317,17 @@ func (s *EventStore) reserveEmail(ctx context.Context, email, id string) error {
 		}
 		owner := string(entry.Value())
 		if owner == id {
-			return nil // ours, from an earlier attempt
+			// Ours, from an earlier attempt or another write to this
+			// user. Rewriting it moves its revision on, so that a release
+			// by that other write (dropping the email it changed from)
+			// fails instead of deleting the reservation we rely on.
+			if _, err := s.emails.Update(ctx, key, []byte(id), entry.Revision()); err != nil {
+				if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+					continue // changed meanwhile: look again
+				}
+				return fmt.Errorf("renew email reservation: %w", err)
+			}
+			return nil
 		}
 		if s.now().Sub(entry.Created()) < ReservationGrace {
 			return emailTaken()
@@ -345,7 +356,9 @@ func (s *EventStore) releaseEmail(ctx context.Context, email, id string) {
 	if err != nil || string(entry.Value()) != id {
 		return
 	}
-	if err := s.emails.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil {
+	// A revision mismatch means another write to this user renewed the
+	// reservation: it is theirs now.
+	if err := s.emails.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		s.logger.Warn("could not release email reservation", slog.String("user_id", id), slog.String("error", err.Error()))
 	}
 }

@@ -38,7 +38,7 @@ func handleUpdate(store Store) func(context.Context, contract.UpdateRequest) (co
 
 func handleDelete(store Store) func(context.Context, contract.DeleteRequest) (contract.DeleteResponse, error) {
 	return func(ctx context.Context, req contract.DeleteRequest) (contract.DeleteResponse, error) {
-		if err := store.Delete(ctx, req.ID, req.Version); err != nil {
+		if _, err := store.Delete(ctx, req.ID, req.Version); err != nil {
 			return contract.DeleteResponse{}, err
 		}
 		return contract.DeleteResponse{ID: req.ID, Deleted: true}, nil

@@ -111,13 +111,11 @@ func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
 
 func ptr[T any](v T) *T { return &v }
 
-func age(n int) *int { return &n }
-
 // The typed calls. The must* forms fail the test on error.
 
 func create(ctx context.Context, c *messaging.Client, name, email string, years int, opts ...messaging.CallOption) (contract.User, error) {
 	return messaging.Request[contract.CreateRequest, contract.User](ctx, c, contract.SubjectCreate,
-		contract.CreateRequest{Name: name, Email: email, Age: age(years)}, opts...)
+		contract.CreateRequest{Name: name, Email: email, Age: ptr(years)}, opts...)
 }
 
 func get(ctx context.Context, c *messaging.Client, id string) (contract.User, error) {

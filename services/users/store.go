@@ -18,8 +18,9 @@ type Store interface {
 	// Update applies ch to the user if its current version is version;
 	// 409 when it is not, 404 when the user does not exist.
 	Update(ctx context.Context, id string, version int64, ch Changes) (contract.User, error)
-	// Delete deletes the user, at version when version > 0.
-	Delete(ctx context.Context, id string, version int64) error
+	// Delete deletes the user, at version when version > 0, and returns
+	// the state it was deleted in (with the version of the delete).
+	Delete(ctx context.Context, id string, version int64) (contract.User, error)
 	// List returns up to limit users with ids after the given one, in
 	// id order, and the cursor of the next page ("" on the last).
 	List(ctx context.Context, after string, limit int) ([]contract.User, string, error)

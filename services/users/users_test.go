@@ -11,6 +11,7 @@ import (
 )
 
 func TestCreate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	before := time.Now()
 	u, err := create(t.Context(), e.client, "  Ada Lovelace  ", " ada@example.com ", 36)
@@ -45,6 +46,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestGet(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada := mustCreate(t, e.client, "Ada", "ada@example.com", 36)
 	alan := mustCreate(t, e.client, "Alan", "alan@example.com", 41)
@@ -71,6 +73,7 @@ func TestGet(t *testing.T) {
 }
 
 func TestUpdate(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name       string
 		givenName  *string
@@ -96,6 +99,7 @@ func TestUpdate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			created := mustCreate(t, e.client, "Ada", "ada@example.com", 36)
 			got := mustUpdate(t, e.client, contract.UpdateRequest{ID: created.ID, Version: 1,
@@ -121,6 +125,7 @@ func TestUpdate(t *testing.T) {
 }
 
 func TestUpdateSuccessive(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	u := mustCreate(t, e.client, "Ada", "ada@example.com", 36)
 	for want := int64(2); want <= 5; want++ {
@@ -135,6 +140,7 @@ func TestUpdateSuccessive(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		givenVersion int64
@@ -144,6 +150,7 @@ func TestDelete(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			u := mustCreate(t, e.client, "Ada", "ada@example.com", 36)
 			mustDelete(t, e.client, u.ID, tc.givenVersion)
@@ -163,6 +170,7 @@ func TestDelete(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	if got := listAll(t, e.client, 0); len(got) != 0 {
 		t.Fatalf("list of an empty service = %+v, want none", got)
@@ -183,6 +191,7 @@ func TestList(t *testing.T) {
 // TestErrors covers the 404 and 409 answers: every case starts from Ada
 // (ada@example.com, version 1) and Alan (alan@example.com, version 1).
 func TestErrors(t *testing.T) {
+	t.Parallel()
 	type seed struct{ ada, alan contract.User }
 	tests := []struct {
 		name       string
@@ -264,6 +273,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
 			u := seed{
 				ada:  mustCreate(t, e.client, "Ada", "ada@example.com", 36),

@@ -172,8 +172,9 @@ func (r ListRequest) Validate() error {
 		v.Add("limit", "must be between 1 and %d (default %d)", MaxLimit, DefaultLimit)
 	}
 	if r.After != "" {
+		n := len(v)
 		checkID(&v, r.After)
-		if len(v) > 0 {
+		if len(v) > n { // the cursor's problem, not the limit's
 			v[len(v)-1].Field = "after"
 		}
 	}
