@@ -8,12 +8,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/cache"
 )
 
 // opsHandler serves the operations endpoints: /healthz says the process is
 // alive; /readyz says it can do its work (NATS connected, every service
-// serving and its streams reachable), else 503 with the reasons.
-func opsHandler(nc *nats.Conn, services func() []service) http.Handler {
+// serving and its streams reachable), else 503 with the reasons. A cache
+// that does not answer makes the process degraded, not unready: reads fall
+// back to the source of truth.
+func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -22,14 +26,22 @@ func opsHandler(nc *nats.Conn, services func() []service) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		var reasons []string
-		if st := nc.Status(); st != nats.CONNECTED {
+		st := nc.Status()
+		if st != nats.CONNECTED {
 			reasons = append(reasons, fmt.Sprintf("nats: %s", st))
 		}
 		checks := map[string]string{}
 		for _, s := range services() {
 			status := "ok"
 			err := s.Err()
-			if rd, ok := s.(readier); ok && err == nil {
+			rd, checkable := s.(readier)
+			switch {
+			case err != nil:
+			case checkable && st != nats.CONNECTED:
+				// Its check goes over NATS: it would only wait out the
+				// timeout, longer than a probe waits for the answer.
+				status = "not checked: nats not connected"
+			case checkable:
 				err = rd.Ready(ctx)
 			}
 			if err != nil {
@@ -39,6 +51,16 @@ func opsHandler(nc *nats.Conn, services func() []service) http.Handler {
 			checks[s.Name()] = status
 		}
 		body := map[string]any{"status": "ready", "services": checks}
+		if backend != nil {
+			c := map[string]string{"backend": backend.Name(), "status": "ok"}
+			pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			if err := backend.Ping(pctx); err != nil {
+				c["status"] = "degraded: " + err.Error()
+				body["status"] = "degraded"
+			}
+			pcancel()
+			body["cache"] = c
+		}
 		code := http.StatusOK
 		if len(reasons) > 0 {
 			body["status"] = "unavailable"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/messaging"
@@ -99,12 +100,23 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 			return err
 		}
 	}
-	sd.push("nats connection", func(ctx context.Context) error { return drain(ctx, nc) })
+	sd.push("nats connection", func(ctx context.Context) error { return drain(ctx, nc, logger) })
+
+	// Cache: Redis when configured; in dev without Redis an in-process
+	// cache (one process, so it cannot go stale between replicas); in run
+	// without Redis none, since each replica's own cache would.
+	backend, err := newCacheBackend(cfg, m, logger)
+	if err != nil {
+		return err
+	}
+	if backend != nil {
+		sd.push("cache", func(context.Context) error { return backend.Close() })
+	}
 
 	// Services.
 	var running []service
 	for _, name := range names {
-		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger})
+		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger, cache: backend})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
@@ -113,11 +125,12 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	}
 
 	// Ops HTTP.
-	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	var ln net.Listener
+	ln, err = net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("ops http: listen %s: %w (is another switchboard running? set --http-listen)", cfg.HTTPListen, err)
 	}
-	hs := &http.Server{Handler: opsHandler(nc, func() []service { return running }), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: opsHandler(nc, backend, func() []service { return running }), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("ops http stopped", slog.String("error", err.Error()))
@@ -139,16 +152,40 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	return nil
 }
 
+func newCacheBackend(cfg config.Config, m mode, logger *slog.Logger) (cache.Backend, error) {
+	switch {
+	case cfg.Redis.URL != "":
+		r, err := cache.NewRedis(cache.RedisOptions{URL: cfg.Redis.URL, Timeout: cfg.Redis.Timeout, PoolSize: cfg.Redis.PoolSize})
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("cache: redis", slog.String("url", config.MaskURL(cfg.Redis.URL)), slog.Duration("timeout", cfg.Redis.Timeout), slog.Duration("ttl", cfg.Cache.TTL))
+		return r, nil
+	case m == modeDev:
+		logger.Info("cache: in-process (set --redis-url to use Redis)", slog.Duration("ttl", cfg.Cache.TTL))
+		return cache.NewMemory(0), nil
+	}
+	logger.Info("cache: none (set --redis-url to share a cache between replicas)")
+	return nil, nil
+}
+
 // drain drains nc: its subscriptions deliver what they hold, pending
 // publishes are flushed, then it closes. It waits for the close, bounded by
 // ctx.
-func drain(ctx context.Context, nc *nats.Conn) error {
+func drain(ctx context.Context, nc *nats.Conn, logger *slog.Logger) error {
 	if nc.IsClosed() {
 		return nil
 	}
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
+	err := nc.Drain()
+	if errors.Is(err, nats.ErrConnectionReconnecting) {
+		// NATS is unreachable, so there is nothing to drain: Drain has
+		// closed the connection. Stopping during an outage is no failure.
+		logger.Warn("nats not connected at shutdown: closed without draining")
+		return nil
+	}
+	if err != nil {
 		nc.Close()
 		return fmt.Errorf("drain: %w", err)
 	}

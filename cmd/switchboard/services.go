@@ -9,9 +9,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
+	"github.com/devloop/switchboard/services/users/contract"
 )
 
 // service is what serve needs of a running service.
@@ -34,6 +36,8 @@ type deps struct {
 	nc     *nats.Conn
 	cfg    config.Config
 	logger *slog.Logger
+	// cache is the shared cache backend; nil when there is none.
+	cache cache.Backend
 }
 
 type starter func(ctx context.Context, d deps) (service, error)
@@ -48,10 +52,23 @@ func registry() []struct {
 		start starter
 	}{
 		{"users", func(ctx context.Context, d deps) (service, error) {
-			return users.Start(ctx, d.nc, users.Options{
+			opts := users.Options{
 				Logger:  d.logger,
 				Service: messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
-			})
+			}
+			if d.cache != nil {
+				aside, err := cache.NewAside[contract.User](d.cache, cache.Options{
+					Namespace: "users",
+					TTL:       d.cfg.Cache.TTL,
+					Budget:    d.cfg.Redis.Timeout,
+					Logger:    d.logger.With(slog.String("service", "users")),
+				})
+				if err != nil {
+					return nil, err
+				}
+				opts.Decorate = users.WithCache(aside)
+			}
+			return users.Start(ctx, d.nc, opts)
 		}},
 	}
 }

@@ -1,0 +1,202 @@
+package users_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/cache/cachetest"
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/users"
+	"github.com/devloop/switchboard/services/users/contract"
+)
+
+// startCachedUsers starts a users service on nc whose reads go through a
+// cache on b; it returns the cache to inspect.
+func startCachedUsers(t *testing.T, nc *nats.Conn, b cache.Backend, budget time.Duration) *cache.Aside[contract.User] {
+	t.Helper()
+	aside, err := cache.NewAside[contract.User](b, cache.Options{Namespace: "users", Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := users.Start(context.Background(), nc, users.Options{Decorate: users.WithCache(aside)})
+	if err != nil {
+		t.Fatalf("start users: %v", err)
+	}
+	t.Cleanup(func() { stopUsers(t, svc) })
+	return aside
+}
+
+func newRedisBackend(t *testing.T, r *cachetest.Redis, timeout time.Duration) cache.Backend {
+	t.Helper()
+	b, err := cache.NewRedis(cache.RedisOptions{URL: r.URL(), Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func TestCachedGet(t *testing.T) {
+	backends := map[string]func(t *testing.T) cache.Backend{
+		"memory": func(*testing.T) cache.Backend { return cache.NewMemory(0) },
+		"redis": func(t *testing.T) cache.Backend {
+			return newRedisBackend(t, cachetest.StartRedis(t), 200*time.Millisecond)
+		},
+	}
+	for name, newBackend := range backends {
+		t.Run(name, func(t *testing.T) {
+			srv := startServer(t, t.TempDir())
+			aside := startCachedUsers(t, connect(t, srv, "users"), newBackend(t), 200*time.Millisecond)
+			c := newClient(t, connect(t, srv, "client"))
+			ctx := t.Context()
+
+			u := mustCreate(t, c, "Ada Lovelace", "ada@example.com", 36)
+			for range 5 {
+				got, err := get(ctx, c, u.ID)
+				if err != nil || got != u {
+					t.Fatalf("get = %+v, %v; want %+v", got, err, u)
+				}
+			}
+			// The create filled the cache: every get was a hit.
+			if st := aside.Stats(); st.Hits != 5 || st.Loads != 0 {
+				t.Fatalf("stats = %+v, want 5 hits and no load", st)
+			}
+			upd, err := update(ctx, c, contract.UpdateRequest{ID: u.ID, Version: 1, Age: ptr(37)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := get(ctx, c, u.ID); err != nil || got != upd {
+				t.Fatalf("get after update = %+v, %v; want %+v", got, err, upd)
+			}
+			if _, err := remove(ctx, c, u.ID, 2); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := get(ctx, c, u.ID); err == nil {
+				t.Fatal("get after delete succeeded")
+			}
+			// Unknown ids are remembered as absent.
+			unknown := "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+			for range 3 {
+				if _, err := get(ctx, c, unknown); err == nil {
+					t.Fatal("unknown id found")
+				}
+			}
+			if st := aside.Stats(); st.Loads != 1 || st.NegativeHits < 3 {
+				t.Fatalf("stats = %+v, want one load (the unknown id) and negative hits", st)
+			}
+		})
+	}
+}
+
+// Two replicas share one Redis: a write on one is seen by a read on the
+// other at once, not after a TTL.
+func TestCacheSharedByReplicas(t *testing.T) {
+	r := cachetest.StartRedis(t)
+	srv := startServer(t, t.TempDir())
+	replicaA := connect(t, srv, "a")
+	replicaB := connect(t, srv, "b")
+	startCachedUsers(t, replicaA, newRedisBackend(t, r, 200*time.Millisecond), 200*time.Millisecond)
+	startCachedUsers(t, replicaB, newRedisBackend(t, r, 200*time.Millisecond), 200*time.Millisecond)
+	c := newClient(t, connect(t, srv, "client"))
+	ctx := t.Context()
+
+	u := mustCreate(t, c, "Ada", "ada@example.com", 36)
+	for i := range 20 {
+		want, err := update(ctx, c, contract.UpdateRequest{ID: u.ID, Version: int64(i + 1), Age: ptr(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Whichever replica answers, the read sees the write.
+		for range 4 {
+			got, err := get(ctx, c, u.ID)
+			if err != nil || got.Version != want.Version {
+				t.Fatalf("after update to v%d: got v%d, %v", want.Version, got.Version, err)
+			}
+		}
+	}
+}
+
+func TestCacheGarbageIsAMiss(t *testing.T) {
+	r := cachetest.StartRedis(t)
+	srv := startServer(t, t.TempDir())
+	aside := startCachedUsers(t, connect(t, srv, "users"), newRedisBackend(t, r, 200*time.Millisecond), 200*time.Millisecond)
+	c := newClient(t, connect(t, srv, "client"))
+	u := mustCreate(t, c, "Ada", "ada@example.com", 36)
+
+	raw := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer raw.Close()
+	for _, bad := range []string{"garbage", "sb1:99:{not json", "sb0:1:{\"old\":\"format\"}"} {
+		if err := raw.Set(t.Context(), aside.Key(u.ID), bad, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		got, err := get(t.Context(), c, u.ID)
+		if err != nil || got != u {
+			t.Fatalf("with %q in Redis: %+v, %v", bad, got, err)
+		}
+	}
+}
+
+// Redis stopped, or paused (SIGSTOP), mid-run: users.get keeps answering
+// with no errors, and once Redis is back the hits return by themselves.
+func TestRedisOutages(t *testing.T) {
+	const budget = 30 * time.Millisecond
+	for _, outage := range []string{"stopped", "paused"} {
+		t.Run(outage, func(t *testing.T) {
+			r := cachetest.StartRedis(t)
+			srv := startServer(t, t.TempDir())
+			aside := startCachedUsers(t, connect(t, srv, "users"), newRedisBackend(t, r, budget), budget)
+			c := newClient(t, connect(t, srv, "client"))
+			ctx := t.Context()
+			u := mustCreate(t, c, "Ada", "ada@example.com", 36)
+
+			if outage == "stopped" {
+				r.Stop(t)
+			} else {
+				r.Pause(t)
+			}
+			slowest := readMany(t, ctx, c, u, 200)
+			t.Logf("Redis %s: 200 gets, 0 errors, slowest %s (per-call budget %s)", outage, slowest, budget)
+			if aside.Health(ctx) == nil {
+				t.Fatal("cache reports healthy during the outage")
+			}
+
+			if outage == "stopped" {
+				r.Restart(t)
+			} else {
+				r.Resume(t)
+			}
+			hits := aside.Stats().Hits
+			checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+				readMany(t, ctx, c, u, 5)
+				if aside.Stats().Hits <= hits {
+					return errors.New("no cache hits yet")
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// readMany gets u n times, failing on any error or wrong answer, and
+// returns the slowest call.
+func readMany(t *testing.T, ctx context.Context, c *messaging.Client, u contract.User, n int) time.Duration {
+	t.Helper()
+	var slowest time.Duration
+	for i := range n {
+		start := time.Now()
+		got, err := get(ctx, c, u.ID)
+		if d := time.Since(start); d > slowest {
+			slowest = d
+		}
+		if err != nil || got.ID != u.ID {
+			t.Fatalf("get %d: %+v, %v", i, got, err)
+		}
+	}
+	return slowest
+}
