@@ -241,11 +241,27 @@ func parseFlags(command string, set []setting, args []string) ([]assignment, []s
 			return nil
 		})
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, nil, err
+	// Flags may come before, between or after positional arguments
+	// (`run users --log-level debug`), as people type them; "--" ends
+	// the flags.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, nil, err
+			}
+			return nil, nil, &settingError{what: "arguments", reason: fmt.Sprintf("%v (see %s -h)", err, command)}
 		}
-		return nil, nil, &settingError{what: "arguments", reason: fmt.Sprintf("%v (see %s -h)", err, command)}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
 	var as []assignment
 	for _, s := range set {
@@ -253,7 +269,7 @@ func parseFlags(command string, set []setting, args []string) ([]assignment, []s
 			as = append(as, assignment{setting: s, raw: v, source: Source{Kind: KindFlag, Name: "--" + s.name}})
 		}
 	}
-	return as, fs.Args(), nil
+	return as, positional, nil
 }
 
 // lookupEnv treats an empty variable as unset, as getenv cannot tell them

@@ -505,12 +505,19 @@ func TestLoadReturnsPositionalArgs(t *testing.T) {
 	}{
 		{name: "none", givenArgs: nil, wantRest: []string{}},
 		{name: "only positional", givenArgs: []string{"users", "get"}, wantRest: []string{"users", "get"}},
-		{name: "after flags", givenArgs: []string{"--log-level", "warn", "users", "--id", "7"}, wantRest: []string{"users", "--id", "7"}},
+		{name: "after flags", givenArgs: []string{"--log-level", "warn", "users", "orders"}, wantRest: []string{"users", "orders"}},
+		{name: "an unknown flag after them is still an error", givenArgs: []string{"users", "--id", "7"}, wantRest: nil},
 		{name: "after --", givenArgs: []string{"--", "--log-level"}, wantRest: []string{"--log-level"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, rest, err := config.Load("switchboard test", tt.givenArgs, fakeEnv(nil))
+			if tt.wantRest == nil {
+				if !errors.Is(err, config.ErrInvalid) {
+					t.Fatalf("Load = %v, want ErrInvalid", err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -795,5 +802,30 @@ func TestUsageListsEverySetting(t *testing.T) {
 				t.Errorf("usage does not mention %q", want)
 			}
 		}
+	}
+}
+
+func TestLoadFlagsAnywhere(t *testing.T) {
+	tests := []struct {
+		name           string
+		givenArgs      []string
+		wantPositional []string
+		wantLevel      string
+	}{
+		{name: "flags first", givenArgs: []string{"--log-level", "debug", "users", "orders"}, wantPositional: []string{"users", "orders"}, wantLevel: "debug"},
+		{name: "flags last", givenArgs: []string{"users", "orders", "--log-level", "warn"}, wantPositional: []string{"users", "orders"}, wantLevel: "warn"},
+		{name: "flags between", givenArgs: []string{"users", "-log-level=error", "orders"}, wantPositional: []string{"users", "orders"}, wantLevel: "error"},
+		{name: "double dash ends flags", givenArgs: []string{"users", "--", "--log-level", "debug"}, wantPositional: []string{"users", "--log-level", "debug"}, wantLevel: "info"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, pos, err := config.Load("switchboard run", tt.givenArgs, func(string) string { return "" })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(pos) != fmt.Sprint(tt.wantPositional) || cfg.Log.Level != tt.wantLevel {
+				t.Fatalf("positional=%q level=%q, want %q %q", pos, cfg.Log.Level, tt.wantPositional, tt.wantLevel)
+			}
+		})
 	}
 }

@@ -14,9 +14,9 @@ func ExampleLoad() {
 		"NATS_URL":              "nats://nats.internal:4222",
 		"SWITCHBOARD_LOG_LEVEL": "debug",
 	}
-	args := []string{"--request-timeout", "2s", "list", "--all"}
+	args := []string{"--request-timeout", "2s", "users", "orders"}
 
-	cfg, rest, err := config.Load("switchboard users", args, func(k string) string { return env[k] })
+	cfg, rest, err := config.Load("switchboard run", args, func(k string) string { return env[k] })
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -31,7 +31,7 @@ func ExampleLoad() {
 	// 2s from flag --request-timeout
 	// DEBUG from env SWITCHBOARD_LOG_LEVEL
 	// /home/ada/.local/share/switchboard from default
-	// [list --all]
+	// [users orders]
 }
 
 func ExampleLoad_invalid() {

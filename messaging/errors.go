@@ -149,6 +149,11 @@ func errorFromReply(codeHeader, description string, body []byte) *Error {
 		code = CodeInternal
 	}
 	e := &Error{Code: code, Message: description}
+	if code == CodeDeadlineExceeded {
+		// Whether the service or the client's own timer noticed first,
+		// the caller sees the same: errors.Is(err, context.DeadlineExceeded).
+		e.cause = context.DeadlineExceeded
+	}
 	var wire Error
 	if json.Unmarshal(body, &wire) == nil && wire.Message != "" {
 		e.Message = wire.Message

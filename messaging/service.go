@@ -381,7 +381,9 @@ func (s *Service) stop(ctx context.Context) error {
 	// once it has our UNSUB, and requests already on their way are still
 	// delivered. A flush round trip makes sure those have arrived, so the
 	// wait below covers them.
-	if !s.nc.IsClosed() {
+	// Only when connected: a reconnecting connection would make the flush
+	// wait out ctx for nothing, as nothing can arrive meanwhile.
+	if s.nc.IsConnected() {
 		fctx, cancel := ctx, context.CancelFunc(func() {})
 		if _, ok := ctx.Deadline(); !ok {
 			fctx, cancel = context.WithTimeout(ctx, 5*time.Second)

@@ -17,8 +17,11 @@ import (
 
 // requestsByInstance asks every running users instance for its micro stats
 // ($SRV.STATS.users answers once per instance) and returns the number of
-// requests each instance's endpoints received, by instance id.
-func requestsByInstance(t *testing.T, nc *nats.Conn, instances int) map[string]int {
+// requests each instance's endpoints received, by instance id. It returns
+// an error while micro's request counts and the handled counts disagree:
+// micro counts a request only after its dispatch returns, which can be just
+// after the reply reached the client.
+func requestsByInstance(t *testing.T, nc *nats.Conn, instances int) (map[string]int, error) {
 	t.Helper()
 	subject, err := micro.ControlSubject(micro.StatsVerb, contract.ServiceName, "")
 	if err != nil {
@@ -34,6 +37,7 @@ func requestsByInstance(t *testing.T, nc *nats.Conn, instances int) map[string]i
 		t.Fatal(err)
 	}
 	counts := map[string]int{}
+	var lag error
 	deadline := time.Now().Add(5 * time.Second)
 	for len(counts) < instances {
 		msg, err := sub.NextMsg(time.Until(deadline))
@@ -54,13 +58,13 @@ func requestsByInstance(t *testing.T, nc *nats.Conn, instances int) map[string]i
 				t.Fatalf("decode endpoint stats %s: %v", ep.Data, err)
 			}
 			if uint64(ep.NumRequests) != data.Handled {
-				t.Errorf("instance %s endpoint %s: %d requests, %d handled", stats.ID, ep.Name, ep.NumRequests, data.Handled)
+				lag = fmt.Errorf("instance %s endpoint %s: %d requests, %d handled", stats.ID, ep.Name, ep.NumRequests, data.Handled)
 			}
 			n += ep.NumRequests
 		}
 		counts[stats.ID] = n
 	}
-	return counts
+	return counts, lag
 }
 
 func TestReplicas(t *testing.T) {
@@ -114,16 +118,26 @@ func TestReplicas(t *testing.T) {
 		t.Fatalf("sent %d requests, want 200", sent)
 	}
 
-	counts := requestsByInstance(t, nc, 3)
-	total := 0
+	var counts map[string]int
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		var err error
+		counts, err = requestsByInstance(t, nc, 3)
+		if err != nil {
+			return err
+		}
+		total := 0
+		for _, k := range counts {
+			total += k
+		}
+		if total != sent {
+			return fmt.Errorf("instances received %d requests in all, want %d: %v", total, sent, counts)
+		}
+		return nil
+	})
 	for id, k := range counts {
-		total += k
 		if k == 0 {
 			t.Errorf("instance %s served no request: %v", id, counts)
 		}
-	}
-	if total != sent {
-		t.Errorf("instances received %d requests in all, want %d: %v", total, sent, counts)
 	}
 	t.Logf("requests by instance: %v", counts)
 
