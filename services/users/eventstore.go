@@ -162,7 +162,7 @@ func (s *EventStore) Create(ctx context.Context, in NewUser, key string) (contra
 		}
 	}
 	email := strings.TrimSpace(in.Email)
-	if err := s.reserveEmail(ctx, email, id); err != nil {
+	if err := s.reserveEmail(ctx, email, id, 1); err != nil {
 		return contract.User{}, err
 	}
 	now := s.now().UTC()
@@ -200,7 +200,7 @@ func (s *EventStore) Update(ctx context.Context, id string, version int64, ch Ch
 		emailChanged = contract.NormalizeEmail(next.Email) != contract.NormalizeEmail(oldEmail)
 	}
 	if emailChanged {
-		if err := s.reserveEmail(ctx, next.Email, id); err != nil {
+		if err := s.reserveEmail(ctx, next.Email, id, u.Version+1); err != nil {
 			return contract.User{}, err
 		}
 	}
@@ -219,7 +219,7 @@ func (s *EventStore) Update(ctx context.Context, id string, version int64, ch Ch
 		return contract.User{}, err
 	}
 	if emailChanged {
-		s.releaseEmail(ctx, oldEmail, id)
+		s.releaseEmail(ctx, oldEmail, id, next.Version)
 	}
 	return next, nil
 }
@@ -242,7 +242,7 @@ func (s *EventStore) Delete(ctx context.Context, id string, version int64) (cont
 		}
 		return contract.User{}, err
 	}
-	s.releaseEmail(ctx, u.Email, id)
+	s.releaseEmail(ctx, u.Email, id, gone.Version)
 	return gone, nil
 }
 
@@ -294,14 +294,29 @@ func emailKey(email string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(contract.NormalizeEmail(email)))
 }
 
-// reserveEmail makes email id's. A reservation held by another id is
-// honoured while its user has that email, or while it is younger than
-// ReservationGrace (a write in flight); otherwise it was left by a write
-// that died half-way, and is reclaimed.
-func (s *EventStore) reserveEmail(ctx context.Context, email, id string) error {
+// A reservation's value is "<user id>:<version>": the user, and the version
+// of that user which holds (or is about to hold) the email. The version is
+// what makes releases safe against concurrent writes of the same user.
+func reservation(id string, version int64) []byte {
+	return []byte(id + ":" + strconv.FormatInt(version, 10))
+}
+
+func parseReservation(v []byte) (id string, version int64) {
+	id, ver, _ := strings.Cut(string(v), ":")
+	version, _ = strconv.ParseInt(ver, 10, 64)
+	return id, version
+}
+
+// reserveEmail makes email belong to user id at version. A reservation held
+// by another id is honoured while its user has that email, or while it is
+// younger than ReservationGrace (a write in flight); otherwise it was left
+// by a write that died half-way, and is reclaimed. A reservation of the
+// same id is raised to version, so that a release by an earlier version's
+// write leaves it alone.
+func (s *EventStore) reserveEmail(ctx context.Context, email, id string, version int64) error {
 	key := emailKey(email)
-	for range 3 {
-		_, err := s.emails.Create(ctx, key, []byte(id))
+	for range 5 {
+		_, err := s.emails.Create(ctx, key, reservation(id, version))
 		if err == nil {
 			return nil
 		}
@@ -315,13 +330,14 @@ func (s *EventStore) reserveEmail(ctx context.Context, email, id string) error {
 		if err != nil {
 			return fmt.Errorf("read email reservation: %w", err)
 		}
-		owner := string(entry.Value())
+		owner, held := parseReservation(entry.Value())
 		if owner == id {
-			// Ours, from an earlier attempt or another write to this
-			// user. Rewriting it moves its revision on, so that a release
-			// by that other write (dropping the email it changed from)
-			// fails instead of deleting the reservation we rely on.
-			if _, err := s.emails.Update(ctx, key, []byte(id), entry.Revision()); err != nil {
+			if held >= version {
+				// Held for this version or a later one: a writer that
+				// read newer state; if it wins, we lose anyway.
+				return nil
+			}
+			if _, err := s.emails.Update(ctx, key, reservation(id, version), entry.Revision()); err != nil {
 				if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 					continue // changed meanwhile: look again
 				}
@@ -347,17 +363,21 @@ func (s *EventStore) reserveEmail(ctx context.Context, email, id string) error {
 	return emailTaken()
 }
 
-// releaseEmail frees id's reservation of email. A failure only leaves a
-// stale reservation, which reserveEmail reclaims, so it is logged, not
-// returned.
-func (s *EventStore) releaseEmail(ctx context.Context, email, id string) {
+// releaseEmail frees email after the write that committed user id at
+// version dropped it. It deletes only a reservation made for an earlier
+// version, at the revision it read: a reservation for version or later
+// belongs to a write that came after this one (which may have taken the
+// email back) and is left alone. A failure only leaves a stale
+// reservation, which reserveEmail reclaims, so it is logged, not returned.
+func (s *EventStore) releaseEmail(ctx context.Context, email, id string, version int64) {
 	key := emailKey(email)
 	entry, err := s.emails.Get(ctx, key)
-	if err != nil || string(entry.Value()) != id {
+	if err != nil {
 		return
 	}
-	// A revision mismatch means another write to this user renewed the
-	// reservation: it is theirs now.
+	if owner, held := parseReservation(entry.Value()); owner != id || held >= version {
+		return
+	}
 	if err := s.emails.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		s.logger.Warn("could not release email reservation", slog.String("user_id", id), slog.String("error", err.Error()))
 	}

@@ -43,11 +43,12 @@ func emailKey(email string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(strings.ToLower(email)))
 }
 
-// reserve writes a reservation of email for id directly into the bucket,
-// as a write that crashed before appending its event would have left it.
+// reserve writes a reservation of email for id ("<id>:<version>", version
+// 1 as for a create) directly into the bucket, as a write that crashed
+// before appending its event would have left it.
 func reserve(t *testing.T, kv jetstream.KeyValue, email, id string) {
 	t.Helper()
-	if _, err := kv.Put(t.Context(), emailKey(email), []byte(id)); err != nil {
+	if _, err := kv.Put(t.Context(), emailKey(email), []byte(id+":1")); err != nil {
 		t.Fatalf("reserve %s: %v", email, err)
 	}
 }
@@ -58,7 +59,8 @@ func owner(t *testing.T, kv jetstream.KeyValue, email string) string {
 	if err != nil {
 		t.Fatalf("read reservation of %s: %v", email, err)
 	}
-	return string(entry.Value())
+	id, _, _ := strings.Cut(string(entry.Value()), ":")
+	return id
 }
 
 func TestStaleEmailReservation(t *testing.T) {
