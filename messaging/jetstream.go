@@ -64,8 +64,9 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 type PublishOption func(*publishOptions)
 
 type publishOptions struct {
-	msgID      string
-	lastSubSeq *uint64
+	msgID             string
+	lastSubSeq        *uint64
+	lastSubSeqSubject string
 }
 
 // WithMsgID sets Nats-Msg-Id: within the stream's duplicate window, a second
@@ -82,21 +83,20 @@ func ExpectLastSubjectSequence(seq uint64) PublishOption {
 	return func(o *publishOptions) { o.lastSubSeq = &seq }
 }
 
+// ExpectLastSequenceFor is ExpectLastSubjectSequence for the subjects that
+// filter matches (wildcards allowed), e.g. all of one order's events on
+// orders.events.<id>.*.
+func ExpectLastSequenceFor(filter string, seq uint64) PublishOption {
+	return func(o *publishOptions) {
+		o.lastSubSeq = &seq
+		o.lastSubSeqSubject = filter
+	}
+}
+
 // Publish stores msg in JetStream and returns the server's ack. A failed
 // expectation is a 409 *Error (errors.Is(err, ErrConflict)).
 func Publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, opts ...PublishOption) (*jetstream.PubAck, error) {
-	var o publishOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	var popts []jetstream.PublishOpt
-	if o.msgID != "" {
-		popts = append(popts, jetstream.WithMsgID(o.msgID))
-	}
-	if o.lastSubSeq != nil {
-		popts = append(popts, jetstream.WithExpectLastSequencePerSubject(*o.lastSubSeq))
-	}
-	ack, err := js.PublishMsg(ctx, msg, popts...)
+	ack, err := js.PublishMsg(ctx, msg, publishOpts(opts)...)
 	if err != nil {
 		if IsWrongLastSequence(err) {
 			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("%s changed concurrently", msg.Subject), cause: err}

@@ -52,6 +52,12 @@ type ServiceConfig struct {
 	// Timeout bounds a handler when the request carries no earlier
 	// deadline (default DefaultTimeout).
 	Timeout time.Duration
+	// Consumers are the service's JetStream consumers. Their health
+	// (pending, ack pending, redelivered, dead-lettered) is the stats data
+	// of an extra endpoint "<name>.consumers", which also answers it on
+	// request, so `nats micro stats` and `nats req <name>.consumers ''`
+	// show it.
+	Consumers []*Consumer
 }
 
 // Service is a running micro service whose endpoints run handlers
@@ -82,6 +88,9 @@ type endpoint struct {
 	handler    Handler
 	sem        chan struct{}
 	maxPayload int
+
+	// data, when set, replaces the endpoint's stats data.
+	data func() any
 
 	handled, overload, tooLarge, nanos atomic.Uint64
 	mu                                 sync.Mutex
@@ -134,6 +143,9 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Route) (*Service, er
 	s := &Service{cfg: cfg, nc: nc, logger: logger.With(slog.String("service", cfg.Name)), eps: map[string]*endpoint{}}
 	s.base, s.cancel = context.WithCancel(context.Background())
 
+	if len(cfg.Consumers) > 0 {
+		routes = append(routes, consumersRoute(cfg.Consumers))
+	}
 	mw := append([]Middleware{Logging(logger), Recover(), Deadline(cfg.Timeout)}, cfg.Middleware...)
 	for _, r := range routes {
 		if r.err != nil {
@@ -151,6 +163,9 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Route) (*Service, er
 			ep.subject = cfg.Name + "." + r.name
 		}
 		ep.sem = make(chan struct{}, cmp(r.opts.maxConcurrency, cfg.MaxConcurrency))
+		if r.name == consumersEndpoint && len(cfg.Consumers) > 0 {
+			ep.data = func() any { return consumerStats(cfg.Consumers) }
+		}
 		if _, dup := s.eps[ep.subject]; dup {
 			s.cancel()
 			return nil, fmt.Errorf("%w: two endpoints on subject %q", ErrInvalidOption, ep.subject)
@@ -318,6 +333,9 @@ func (s *Service) stats(me *micro.Endpoint) any {
 	if !ok {
 		return nil
 	}
+	if ep.data != nil {
+		return ep.data()
+	}
 	st := EndpointStats{
 		InFlight:         len(ep.sem),
 		MaxConcurrency:   cap(ep.sem),
@@ -445,4 +463,23 @@ func (f *inflight) wait(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+const consumersEndpoint = "consumers"
+
+// consumersRoute answers with the health of cs, by consumer name.
+func consumersRoute(cs []*Consumer) Route {
+	return Endpoint(consumersEndpoint, func(context.Context, struct{}) (map[string]ConsumerStats, error) {
+		return consumerStats(cs), nil
+	}, WithDescription("Health of this service's JetStream consumers (also in its stats data)."))
+}
+
+func consumerStats(cs []*Consumer) map[string]ConsumerStats {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	out := make(map[string]ConsumerStats, len(cs))
+	for _, c := range cs {
+		out[c.Name()] = c.Stats(ctx)
+	}
+	return out
 }
