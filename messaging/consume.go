@@ -134,17 +134,17 @@ type ConsumerConfig struct {
 
 // ConsumerStats is a consumer's health, as `nats micro stats` shows it.
 type ConsumerStats struct {
-	Stream         string `json:"stream"`
-	Consumer       string `json:"consumer"`
-	Pending        uint64 `json:"pending"`
-	AckPending     int    `json:"ack_pending"`
-	Redelivered    int    `json:"redelivered"`
-	InFlight       int    `json:"in_flight"`
-	Handled        uint64 `json:"handled"`
-	Retried        uint64 `json:"retried"`
-	DeadLettered   uint64 `json:"dead_lettered"`
-	Recreated      uint64 `json:"recreated"`
-	LastError      string `json:"last_error,omitempty"`
+	Stream          string `json:"stream"`
+	Consumer        string `json:"consumer"`
+	Pending         uint64 `json:"pending"`
+	AckPending      int    `json:"ack_pending"`
+	Redelivered     int    `json:"redelivered"`
+	InFlight        int    `json:"in_flight"`
+	Handled         uint64 `json:"handled"`
+	Retried         uint64 `json:"retried"`
+	DeadLettered    uint64 `json:"dead_lettered"`
+	Recreated       uint64 `json:"recreated"`
+	LastError       string `json:"last_error,omitempty"`
 	InfoUnavailable bool   `json:"info_unavailable,omitempty"`
 }
 
