@@ -2,9 +2,7 @@ package users
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,8 +41,8 @@ type EventStore struct {
 	js          jetstream.JetStream
 	stream      jetstream.Stream
 	emails      jetstream.KeyValue
-	idempotency jetstream.KeyValue
-	view        *view
+	idempotency *messaging.IdempotencyKeys
+	view        *messaging.View[contract.User]
 	logger      *slog.Logger
 	now         func() time.Time
 }
@@ -81,16 +79,18 @@ func OpenEventStore(ctx context.Context, js jetstream.JetStream, logger *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	idem, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      IdempotencyBucket,
-		Description: "users: sha256(Idempotency-Key) -> user id",
-		Storage:     jetstream.FileStorage,
-		TTL:         IdempotencyTTL,
-	})
+	idem, err := messaging.OpenIdempotencyKeys(ctx, js, IdempotencyBucket, IdempotencyTTL)
 	if err != nil {
 		return nil, err
 	}
-	v, err := startView(ctx, stream, logger)
+	v, err := messaging.StartView(ctx, stream, messaging.ViewConfig[contract.User]{
+		Filter: contract.EventSubjects,
+		Logger: logger,
+		Decode: func(msg jetstream.Msg) (string, contract.User, bool, error) {
+			ev, err := decodeEvent(msg.Data())
+			return ev.User.ID, ev.User, ev.Type != contract.EventDeleted, err
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,7 @@ func OpenEventStore(ctx context.Context, js jetstream.JetStream, logger *slog.Lo
 }
 
 // Close stops the list view.
-func (s *EventStore) Close() { s.view.stop() }
+func (s *EventStore) Close() { s.view.Stop() }
 
 // Get reads the last event on the user's subject with a direct get.
 func (s *EventStore) Get(ctx context.Context, id string) (contract.User, error) {
@@ -148,7 +148,7 @@ func emailTaken() error {
 func (s *EventStore) Create(ctx context.Context, in NewUser, key string) (contract.User, error) {
 	id := ulid.Make().String()
 	if key != "" {
-		first, err := s.claimIdempotencyKey(ctx, key, id)
+		first, err := s.idempotency.Claim(ctx, key, id)
 		if err != nil {
 			return contract.User{}, err
 		}
@@ -249,14 +249,10 @@ func (s *EventStore) Delete(ctx context.Context, id string, version int64) (cont
 // List pages through the view, after making sure it has seen every event
 // stored before the call, so callers see their own writes.
 func (s *EventStore) List(ctx context.Context, after string, limit int) ([]contract.User, string, error) {
-	info, err := s.stream.Info(ctx)
-	if err != nil {
+	if err := s.view.Sync(ctx); err != nil {
 		return nil, "", fmt.Errorf("list users: %w", err)
 	}
-	if err := s.view.waitFor(ctx, info.State.LastSeq); err != nil {
-		return nil, "", fmt.Errorf("list users: waiting for the view: %w", err)
-	}
-	users, next := s.view.page(after, limit)
+	users, next := s.view.Page(after, limit, nil)
 	return users, next, nil
 }
 
@@ -381,21 +377,4 @@ func (s *EventStore) releaseEmail(ctx context.Context, email, id string, version
 	if err := s.emails.Delete(ctx, key, jetstream.LastRevision(entry.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		s.logger.Warn("could not release email reservation", slog.String("user_id", id), slog.String("error", err.Error()))
 	}
-}
-
-// claimIdempotencyKey records id as the user of key's first create and
-// returns the id recorded first.
-func (s *EventStore) claimIdempotencyKey(ctx context.Context, key, id string) (string, error) {
-	sum := sha256.Sum256([]byte(key))
-	k := hex.EncodeToString(sum[:])
-	if _, err := s.idempotency.Create(ctx, k, []byte(id)); err == nil {
-		return id, nil
-	} else if !errors.Is(err, jetstream.ErrKeyExists) {
-		return "", fmt.Errorf("record idempotency key: %w", err)
-	}
-	entry, err := s.idempotency.Get(ctx, k)
-	if err != nil {
-		return "", fmt.Errorf("read idempotency key: %w", err)
-	}
-	return string(entry.Value()), nil
 }

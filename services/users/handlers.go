@@ -7,18 +7,11 @@ import (
 	"github.com/devloop/switchboard/services/users/contract"
 )
 
-// maxIdempotencyKey bounds the Idempotency-Key header.
-const maxIdempotencyKey = 200
-
 func handleCreate(store Store) func(context.Context, contract.CreateRequest) (contract.User, error) {
 	return func(ctx context.Context, req contract.CreateRequest) (contract.User, error) {
-		var key string
-		if m, ok := messaging.MsgFromContext(ctx); ok && m.Header != nil {
-			key = m.Header.Get(messaging.HeaderIdempotencyKey)
-		}
-		if len(key) > maxIdempotencyKey {
-			return contract.User{}, messaging.NewError(messaging.CodeBadRequest, "invalid request",
-				messaging.Detail{Field: messaging.HeaderIdempotencyKey, Message: "must be at most 200 bytes"})
+		key, err := messaging.IdempotencyKey(ctx)
+		if err != nil {
+			return contract.User{}, err
 		}
 		return store.Create(ctx, NewUser{Name: req.Name, Email: req.Email, Age: *req.Age}, key)
 	}

@@ -1,0 +1,395 @@
+package users_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/users"
+	"github.com/devloop/switchboard/services/users/contract"
+)
+
+// benchEchoSubject is served by a raw micro echo beside the users service,
+// the reference the users endpoints are compared with.
+const benchEchoSubject = "bench.echo"
+
+// benchEnv is a running users service and a client to call it with.
+type benchEnv struct {
+	client *messaging.Client
+	nc     *nats.Conn   // the client's connection
+	userID string       // an existing user, for users.get
+	emails atomic.Int64 // numbers the emails of created users
+	// cpu is the CPU time used by the processes serving and calling.
+	cpu func() (time.Duration, bool)
+}
+
+// BenchmarkUsers measures users.get and users.create, with a raw micro echo
+// on the same server for reference, in two set-ups: "dev", the service and
+// the client in this process on an embedded server (in-process
+// connections), and "external", the service in a separate `switchboard dev`
+// process and the client connected over TCP. See docs/performance.md.
+func BenchmarkUsers(b *testing.B) {
+	envs := map[string]func(*testing.B) *benchEnv{
+		"dev":      benchOnce(b, benchStartDev),
+		"external": benchOnce(b, benchStartExternal),
+	}
+	// The echo request is 64 bytes of JSON, as in messaging's BenchmarkEcho.
+	echo := []byte(`{"text":"hello, switchboard! a small JSON echo payload of 64 b"}`)
+	age := 36
+	cases := []struct {
+		name string
+		call func(env *benchEnv) func(context.Context) error
+	}{
+		{name: "echo", call: func(env *benchEnv) func(context.Context) error {
+			return func(context.Context) error {
+				reply, err := env.nc.Request(benchEchoSubject, echo, 5*time.Second)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(reply.Data, echo) {
+					return fmt.Errorf("echo: got %q", reply.Data)
+				}
+				return nil
+			}
+		}},
+		{name: "get", call: func(env *benchEnv) func(context.Context) error {
+			return func(ctx context.Context) error {
+				u, err := messaging.Request[contract.GetRequest, contract.User](ctx, env.client, contract.SubjectGet,
+					contract.GetRequest{ID: env.userID})
+				if err != nil {
+					return err
+				}
+				if u.ID != env.userID {
+					return fmt.Errorf("get %s: got user %q", env.userID, u.ID)
+				}
+				return nil
+			}
+		}},
+		{name: "create", call: func(env *benchEnv) func(context.Context) error {
+			return func(ctx context.Context) error {
+				email := fmt.Sprintf("bench-%d@example.com", env.emails.Add(1))
+				_, err := messaging.Request[contract.CreateRequest, contract.User](ctx, env.client, contract.SubjectCreate,
+					contract.CreateRequest{Name: "Bench User", Email: email, Age: &age})
+				return err
+			}
+		}},
+	}
+	for _, where := range []string{"dev", "external"} {
+		for _, tc := range cases {
+			b.Run(tc.name+"/"+where, func(b *testing.B) {
+				env := envs[where](b)
+				call := tc.call(env)
+				for _, c := range []int{1, 16, 128} {
+					b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) { benchLoad(b, c, call, env.cpu) })
+				}
+			})
+		}
+	}
+}
+
+// benchSkip is a set-up failure that skips the benchmarks needing it.
+type benchSkip struct{ err error }
+
+func (s benchSkip) Error() string { return s.err.Error() }
+
+// benchOnce starts an environment on first use only, so that
+// `-bench Users/get/dev` does not build the binary. Whatever start leaves
+// running is cleaned up when top ends.
+func benchOnce(top *testing.B, start func(top *testing.B) (*benchEnv, error)) func(*testing.B) *benchEnv {
+	var (
+		env  *benchEnv
+		err  error
+		done bool
+	)
+	return func(b *testing.B) *benchEnv {
+		b.Helper()
+		if !done {
+			done = true
+			env, err = start(top)
+		}
+		var skip benchSkip
+		switch {
+		case errors.As(err, &skip):
+			b.Skip(err)
+		case err != nil:
+			b.Fatal(err)
+		}
+		return env
+	}
+}
+
+// benchStartDev runs an embedded server with the users service and the echo
+// beside it, each on its own in-process connection.
+func benchStartDev(top *testing.B) (*benchEnv, error) {
+	ctx := context.Background()
+	srv, err := embedded.Start(ctx, embedded.Options{Listen: "127.0.0.1:0", StoreDir: top.TempDir()})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded server: %w", err)
+	}
+	top.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	conns := map[string]*nats.Conn{}
+	for _, name := range []string{"bench-users", "bench-echo", "bench-client"} {
+		nc, err := srv.Connect(name)
+		if err != nil {
+			return nil, err
+		}
+		top.Cleanup(nc.Close)
+		conns[name] = nc
+	}
+	svc, err := users.Start(ctx, conns["bench-users"], users.Options{})
+	if err != nil {
+		return nil, err
+	}
+	top.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = svc.Stop(ctx)
+	})
+	if err := benchServeEcho(top, conns["bench-echo"]); err != nil {
+		return nil, err
+	}
+	env, err := benchNewEnv(conns["bench-client"])
+	if err != nil {
+		return nil, err
+	}
+	env.cpu = benchSelfCPU
+	return env, nil
+}
+
+// benchStartExternal builds switchboard, runs `switchboard dev` in a process
+// of its own, and connects to it over TCP: the client and an echo service in
+// this process, the users service in the other.
+func benchStartExternal(top *testing.B) (*benchEnv, error) {
+	dir := top.TempDir()
+	bin := filepath.Join(dir, "switchboard")
+	build := exec.Command("go", "build", "-o", bin, "github.com/devloop/switchboard/cmd/switchboard")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, benchSkip{fmt.Errorf("cannot build switchboard: %w\n%s", err, out)}
+	}
+	url, pid, err := benchRunDev(top, bin, filepath.Join(dir, "data"))
+	if err != nil {
+		return nil, err
+	}
+	echo, err := nats.Connect(url, nats.Name("bench-echo"))
+	if err != nil {
+		return nil, err
+	}
+	top.Cleanup(echo.Close)
+	if err := benchServeEcho(top, echo); err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url, nats.Name("bench-client"))
+	if err != nil {
+		return nil, err
+	}
+	top.Cleanup(nc.Close)
+	env, err := benchNewEnv(nc)
+	if err != nil {
+		return nil, err
+	}
+	env.cpu = func() (time.Duration, bool) {
+		self, ok1 := benchSelfCPU()
+		server, ok2 := benchProcessCPU(strconv.Itoa(pid))
+		return self + server, ok1 && ok2
+	}
+	return env, nil
+}
+
+// benchRunDev starts `bin dev` on free ports and returns the NATS URL from
+// its banner, and its pid. The process is interrupted, and waited for, when
+// top ends.
+func benchRunDev(top *testing.B, bin, dataDir string) (string, int, error) {
+	cmd := exec.Command(bin, "dev", "--data-dir", dataDir,
+		"--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-level", "error")
+	var stderr bytes.Buffer // read only once the process has exited
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", 0, fmt.Errorf("start switchboard dev: %w", err)
+	}
+	urls := make(chan string, 1)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			// "  NATS URL:  nats://127.0.0.1:PORT   (try: …)"
+			if _, rest, ok := strings.Cut(sc.Text(), "NATS URL:"); ok {
+				if f := strings.Fields(rest); len(f) > 0 {
+					urls <- f[0]
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	stop := func() error {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+			return errors.New("switchboard dev did not stop within 15s of SIGINT; killed")
+		}
+	}
+	select {
+	case url := <-urls:
+		top.Cleanup(func() {
+			if err := stop(); err != nil {
+				top.Errorf("switchboard dev: %v\n%s", err, stderr.String())
+			}
+		})
+		return url, cmd.Process.Pid, nil
+	case err := <-exited:
+		return "", 0, fmt.Errorf("switchboard dev exited before it was ready (%v):\n%s", err, stderr.String())
+	case <-time.After(30 * time.Second):
+		err := stop()
+		return "", 0, fmt.Errorf("switchboard dev printed no NATS URL within 30s (%v):\n%s", err, stderr.String())
+	}
+}
+
+// benchServeEcho serves benchEchoSubject on nc with a plain micro endpoint
+// that answers each request with its own payload.
+func benchServeEcho(top *testing.B, nc *nats.Conn) error {
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:    "benchecho",
+		Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{
+			Subject: benchEchoSubject,
+			Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(r.Data()) }),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("echo service: %w", err)
+	}
+	top.Cleanup(func() { _ = svc.Stop() })
+	return nil
+}
+
+// benchNewEnv makes a client on nc and the user that users.get reads.
+func benchNewEnv(nc *nats.Conn) (*benchEnv, error) {
+	client, err := messaging.NewClient(nc, messaging.WithTimeout(5*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	age := 36
+	u, err := messaging.Request[contract.CreateRequest, contract.User](ctx, client, contract.SubjectCreate,
+		contract.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.com", Age: &age})
+	if err != nil {
+		return nil, fmt.Errorf("create the user to get: %w", err)
+	}
+	return &benchEnv{client: client, nc: nc, userID: u.ID}, nil
+}
+
+// benchLoad makes b.N calls from c concurrent workers and reports the
+// throughput, the 50th and 99th percentile latencies and, where cpu can
+// tell, the CPU time spent per call. Any failed call fails the benchmark:
+// a failure is a bug, not slowness.
+func benchLoad(b *testing.B, c int, call func(context.Context) error, cpu func() (time.Duration, bool)) {
+	b.Helper()
+	b.ReportAllocs()
+	ctx := b.Context()
+	var (
+		next     atomic.Int64
+		failed   atomic.Int64
+		firstErr atomic.Pointer[error]
+		wg       sync.WaitGroup
+	)
+	perWorker := make([][]time.Duration, c)
+	b.ResetTimer()
+	cpu0, cpuOK := cpu()
+	start := time.Now()
+	for w := range c {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, b.N/c+1)
+			for next.Add(1) <= int64(b.N) {
+				t0 := time.Now()
+				err := call(ctx)
+				lat = append(lat, time.Since(t0))
+				if err != nil && failed.Add(1) == 1 {
+					firstErr.Store(&err)
+				}
+			}
+			perWorker[w] = lat
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := cpu()
+	b.StopTimer()
+
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d requests failed; first: %v", n, b.N, *firstErr.Load())
+	}
+	lat := slices.Concat(perWorker...)
+	slices.Sort(lat)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(benchMicros(benchPercentile(lat, 0.50)), "p50-µs")
+	b.ReportMetric(benchMicros(benchPercentile(lat, 0.99)), "p99-µs")
+	if cpuOK {
+		// Contention from other processes stretches wall-clock figures but
+		// barely moves this one, so it compares variants more reliably.
+		b.ReportMetric(benchMicros(cpu1-cpu0)/float64(b.N), "cpu-µs/op")
+	}
+}
+
+// benchPercentile is the nearest-rank q-quantile of sorted latencies.
+func benchPercentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(i, 0)]
+}
+
+func benchMicros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// benchProcessCPU returns the user and system CPU time process pid has used
+// ("self": this one), from /proc; false where there is no /proc.
+func benchProcessCPU(pid string) (time.Duration, bool) {
+	data, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The fields after "pid (comm)" start with state, the 3rd field;
+	// utime and stime are the 14th and 15th, in clock ticks of 1/100 s.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+}
+
+func benchSelfCPU() (time.Duration, bool) { return benchProcessCPU("self") }
