@@ -205,6 +205,8 @@ func Consume[T any](ctx context.Context, js jetstream.JetStream, cfg ConsumerCon
 	return c, nil
 }
 
+var errNotDeclared = errors.New("consumer not declared yet")
+
 type undecodable struct{ error }
 
 func (u undecodable) Unwrap() error { return u.error }
@@ -246,10 +248,16 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if _, err := EnsureStream(ctx, js, DeadLetterStreamConfig(cfg.DeadLetterStream)); err != nil {
 		return nil, err
 	}
-	if err := c.declare(ctx); err != nil {
-		return nil, err
-	}
 	c.base, c.cancel = context.WithCancel(context.Background())
+	if err := c.declare(ctx); err != nil {
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			c.cancel()
+			return nil, err
+		}
+		// The stream belongs to another service that has not started
+		// yet: keep trying in the background instead of failing.
+		c.logger.Warn("stream not found yet; the consumer starts once it exists", slog.String("error", err.Error()))
+	}
 	return c, nil
 }
 
@@ -307,15 +315,21 @@ func (c *Consumer) loop() {
 		c.mu.Lock()
 		it := c.it
 		c.mu.Unlock()
-		msg, err := it.Next()
+		var msg jetstream.Msg
+		err := errNotDeclared
+		if it != nil {
+			msg, err = it.Next()
+		}
 		if err != nil {
 			<-c.sem
 			if c.stopping.Load() {
 				return
 			}
 			c.lastErr.Store(err.Error())
-			c.logger.Warn("consumer interrupted; declaring it again", slog.String("error", err.Error()))
-			it.Stop()
+			if it != nil {
+				c.logger.Warn("consumer interrupted; declaring it again", slog.String("error", err.Error()))
+				it.Stop()
+			}
 			for !c.stopping.Load() {
 				ctx, cancel := context.WithTimeout(c.base, 5*time.Second)
 				derr := c.declare(ctx)
@@ -330,7 +344,7 @@ func (c *Consumer) loop() {
 				c.logger.Warn("declaring the consumer failed; retrying", slog.String("error", derr.Error()), slog.Duration("in", backoff))
 				select {
 				case <-time.After(backoff):
-				case <-c.base.Done():
+				case <-c.stopCh:
 				}
 				backoff = min(backoff*2, defaultRecreateBackoffMax)
 			}
@@ -497,7 +511,9 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		c.mu.Lock()
 		it := c.it
 		c.mu.Unlock()
-		it.Stop()
+		if it != nil {
+			it.Stop()
+		}
 		select {
 		case <-c.loopDone:
 		case <-ctx.Done():
@@ -524,7 +540,7 @@ func (c *Consumer) Stats(ctx context.Context) ConsumerStats {
 	st := ConsumerStats{
 		Stream:       c.cfg.Stream,
 		Consumer:     c.cfg.Durable,
-		InFlight:     len(c.sem),
+		InFlight:     c.inflight.count(),
 		Handled:      c.handled.Load(),
 		Retried:      c.retried.Load(),
 		DeadLettered: c.deadLettered.Load(),
@@ -536,6 +552,10 @@ func (c *Consumer) Stats(ctx context.Context) ConsumerStats {
 	c.mu.Lock()
 	cons := c.cons
 	c.mu.Unlock()
+	if cons == nil {
+		st.InfoUnavailable = true
+		return st
+	}
 	info, err := cons.Info(ctx)
 	if err != nil {
 		st.InfoUnavailable = true

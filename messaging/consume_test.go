@@ -480,3 +480,30 @@ func TestConsumeInvalidConfig(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A consumer of another service's stream may start before that stream
+// exists; it starts consuming once it does.
+func TestConsumeWaitsForItsStream(t *testing.T) {
+	srv := startServer(t)
+	nc := connect(t, srv)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got seen
+	c := consume(t, js, messaging.ConsumerConfig{}, func(_ context.Context, ev messaging.Event[thing]) error {
+		got.add(ev.Data.N)
+		return nil
+	})
+	if !c.Stats(t.Context()).InfoUnavailable {
+		t.Fatal("stats claim a consumer that cannot exist yet")
+	}
+	eventsStream(t, nc)
+	publishThings(t, js, 0, 3)
+	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		if got.count() != 3 {
+			return fmt.Errorf("%d of 3 handled", got.count())
+		}
+		return nil
+	})
+}

@@ -447,6 +447,12 @@ func (f *inflight) done() {
 	f.mu.Unlock()
 }
 
+func (f *inflight) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
 // wait returns once no handler runs, or with ctx's error.
 func (f *inflight) wait(ctx context.Context) error {
 	for {

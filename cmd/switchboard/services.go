@@ -12,6 +12,7 @@ import (
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/orders"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
 )
@@ -69,6 +70,12 @@ func registry() []struct {
 				opts.Decorate = users.WithCache(aside)
 			}
 			return users.Start(ctx, d.nc, opts)
+		}},
+		{"orders", func(ctx context.Context, d deps) (service, error) {
+			return orders.Start(ctx, d.nc, orders.Options{
+				Logger:  d.logger,
+				Service: messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
+			})
 		}},
 	}
 }
