@@ -31,10 +31,11 @@ type Config struct {
 	// ConfigFile is the TOML file the settings were read from; "" for none.
 	ConfigFile string
 
-	NATS  NATS
-	Redis Redis
-	Cache Cache
-	Log   Log
+	NATS          NATS
+	Redis         Redis
+	Cache         Cache
+	Log           Log
+	Notifications Notifications
 
 	// DataDir holds persistent state, such as the embedded server's
 	// JetStream store.
@@ -85,6 +86,16 @@ type Redis struct {
 type Cache struct {
 	// TTL is how long an entry lives.
 	TTL time.Duration
+}
+
+// Notifications configures the notifications service.
+type Notifications struct {
+	// WebhooksFile is a TOML file of webhooks loaded at start ("" for none).
+	WebhooksFile string
+	// PrivateAddresses says whether webhooks may target private and
+	// loopback addresses: "allow", "deny", or "auto" (allowed in dev,
+	// refused elsewhere).
+	PrivateAddresses string
 }
 
 // Log configures the logger.

@@ -174,6 +174,19 @@ func settings() []setting {
 			allowed: "duration > 0",
 			value:   duration(func(c *Config) *time.Duration { return &c.Cache.TTL }, 0),
 		},
+		{
+			name: "webhooks-file", arg: "path", readable: true,
+			help:    "TOML file of webhooks the notifications service loads at start",
+			allowed: "readable file, or empty",
+			value:   str(func(c *Config) *string { return &c.Notifications.WebhooksFile }, nil),
+		},
+		{
+			name: "webhook-private-addresses", arg: "policy",
+			def:     "auto",
+			help:    "whether webhooks may target private and loopback addresses; auto allows them in dev only",
+			allowed: "auto, allow, deny",
+			value:   str(func(c *Config) *string { return &c.Notifications.PrivateAddresses }, oneOf("auto", "allow", "deny")),
+		},
 	}
 }
 

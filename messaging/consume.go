@@ -69,6 +69,25 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// retryAfterError asks for the next delivery no sooner than after.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (r retryAfterError) Error() string { return r.err.Error() }
+func (r retryAfterError) Unwrap() error { return r.err }
+
+// RetryAfter marks err as transient and asks for the next attempt no sooner
+// than after (an HTTP Retry-After, say). The delay used is the larger of
+// after and the backoff, capped at RetryMax.
+func RetryAfter(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return retryAfterError{err: err, after: after}
+}
+
 // Delivery describes one delivery of a stream message to a consumer.
 type Delivery struct {
 	Subject   string
@@ -439,6 +458,10 @@ func (c *Consumer) process(base context.Context, msg jetstream.Msg, fn func(cont
 		c.deadLetter(msg, d, ReasonMaxDeliveries, herr, logger)
 	default:
 		delay := c.backoff(d.Delivered)
+		var ra retryAfterError
+		if errors.As(herr, &ra) && ra.after > delay {
+			delay = min(ra.after, c.cfg.RetryMax)
+		}
 		c.retried.Add(1)
 		c.lastErr.Store(herr.Error())
 		logger.Warn("handler failed; will retry", slog.String("error", herr.Error()), slog.Duration("retry_in", delay))

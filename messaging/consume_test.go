@@ -507,3 +507,35 @@ func TestConsumeWaitsForItsStream(t *testing.T) {
 		return nil
 	})
 }
+
+func TestConsumeHonoursRetryAfter(t *testing.T) {
+	srv := startServer(t)
+	js := eventsStream(t, connect(t, srv))
+	var mu sync.Mutex
+	var times []time.Time
+	done := make(chan struct{})
+	consume(t, js, messaging.ConsumerConfig{RetryBase: time.Millisecond, RetryMax: 10 * time.Second},
+		func(context.Context, messaging.Event[thing]) error {
+			mu.Lock()
+			defer mu.Unlock()
+			times = append(times, time.Now())
+			if len(times) == 1 {
+				return messaging.RetryAfter(errors.New("429"), 300*time.Millisecond)
+			}
+			close(done)
+			return nil
+		})
+	publishThings(t, js, 0, 1)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not redelivered")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The redelivery came no sooner than asked: a lower bound the server
+	// guarantees, not a timing threshold on our speed.
+	if gap := times[1].Sub(times[0]); gap < 300*time.Millisecond {
+		t.Fatalf("redelivered after %s, want at least the 300ms asked for", gap)
+	}
+}
