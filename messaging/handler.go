@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,12 +58,31 @@ func Chain(h Handler, mw ...Middleware) Handler {
 
 type loggerKey struct{}
 
+// lazyLogger builds a logger with request attributes only when a handler
+// asks for it: logger.With copies the handler, which costs more than the
+// rest of a small request, and most requests log nothing.
+type lazyLogger struct {
+	once  sync.Once
+	base  *slog.Logger
+	attrs []any
+	l     *slog.Logger
+}
+
+func (z *lazyLogger) get() *slog.Logger {
+	z.once.Do(func() { z.l = z.base.With(z.attrs...) })
+	return z.l
+}
+
 // LoggerFrom returns the request-scoped logger a service puts in a
 // handler's context: it carries the service, endpoint, subject and request
-// id. Outside a request it returns a logger that discards.
+// id (or, in a consumer, the delivery's subject, sequence and event id).
+// Outside those it returns a logger that discards.
 func LoggerFrom(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+	switch l := ctx.Value(loggerKey{}).(type) {
+	case *slog.Logger:
 		return l
+	case *lazyLogger:
+		return l.get()
 	}
 	return slog.New(slog.DiscardHandler)
 }

@@ -22,27 +22,29 @@ func Logging(logger *slog.Logger) Middleware {
 			if id == "" {
 				id = nuid.Next()
 			}
-			l := logger.With(
+			attrs := []any{
 				slog.String("service", req.Service),
 				slog.String("endpoint", req.Endpoint),
 				slog.String("subject", req.Subject),
 				slog.String("request_id", id),
-			)
-			ctx = withLogger(WithRequestID(ctx, id), l)
+			}
+			ctx = context.WithValue(WithRequestID(ctx, id), loggerKey{}, &lazyLogger{base: logger, attrs: attrs})
 			resp, err := next.Serve(ctx, req)
 			status := 200
 			level := slog.LevelDebug
-			attrs := []slog.Attr{slog.Duration("duration", time.Since(req.Received))}
+			var errAttr []any
 			if err != nil {
 				e := toError(err)
 				status = e.Code
 				if status >= 500 {
 					level = slog.LevelError
-					attrs = append(attrs, slog.String("error", err.Error()))
+					errAttr = []any{slog.String("error", err.Error())}
 				}
 			}
-			attrs = append(attrs, slog.Int("status", status))
-			l.LogAttrs(ctx, level, "request", attrs...)
+			if logger.Enabled(ctx, level) {
+				attrs = append(attrs, slog.Duration("duration", time.Since(req.Received)), slog.Int("status", status))
+				logger.Log(ctx, level, "request", append(attrs, errAttr...)...)
+			}
 			return resp, err
 		})
 	}

@@ -234,3 +234,18 @@ func TestPayloadLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestKnownCurrency(t *testing.T) {
+	tests := []struct {
+		given string
+		want  bool
+	}{
+		{"EUR", true}, {"USD", true}, {"JPY", true}, {"VES", true}, {"MRU", true}, {"SLE", true}, {"ZWG", true}, {"XCG", true},
+		{"eur", false}, {"ABC", false}, {"DEM", false}, {"HRK", false}, {"CUC", false}, {"VEF", false}, {"XTS", false}, {"XXX", false}, {"XAU", false}, {"", false}, {"EURO", false},
+	}
+	for _, tt := range tests {
+		if got := contract.KnownCurrency(tt.given); got != tt.want {
+			t.Errorf("KnownCurrency(%q) = %v, want %v", tt.given, got, tt.want)
+		}
+	}
+}

@@ -9,8 +9,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/text/currency"
-
 	"github.com/devloop/switchboard/messaging"
 	users "github.com/devloop/switchboard/services/users/contract"
 )
@@ -144,22 +142,28 @@ func Total(items []Item) int64 {
 	return total
 }
 
-// KnownCurrency reports whether code is an upper-case ISO 4217 code of a
-// currency in use today (not a historic one such as DEM, nor a fund or
-// test code such as XTS).
+// KnownCurrency reports whether code is the upper-case ISO 4217 code of a
+// currency in circulation (ISO 4217 list one, as of 2026): not a withdrawn
+// one such as DEM, HRK or CUC, nor a fund, metal or test code such as XTS.
+// The list is kept here rather than taken from golang.org/x/text, whose
+// tables are from 2017 and miss VES, MRU, SLE and ZWG.
 func KnownCurrency(code string) bool {
-	if len(code) != 3 || strings.ToUpper(code) != code {
-		return false
-	}
-	u, err := currency.ParseISO(code)
-	if err != nil {
-		return false
-	}
-	iter := currency.Query(currency.Date(time.Now()))
-	for iter.Next() {
-		if iter.Unit() == u && iter.IsTender() {
-			return true
-		}
+	switch code {
+	case
+		"AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+		"BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+		"CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP",
+		"DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD",
+		"GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR",
+		"ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD",
+		"KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK",
+		"MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO",
+		"NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR",
+		"RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE",
+		"SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP",
+		"TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VED", "VES", "VND",
+		"VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG":
+		return true
 	}
 	return false
 }
