@@ -1,7 +1,7 @@
 package main
 
 // End-to-end tests: the real binary, driven by the real nats CLI as a user
-// would. The commands here are the ones README.md shows.
+// would. The commands here are the ones README.md and docs/orders.md show.
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -19,10 +21,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devloop/switchboard/messaging"
+	orders "github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/services/users/contract"
 )
 
-const natsInstallHint = "go install github.com/nats-io/natscli/nats@v0.5.1"
+const (
+	natsInstallHint = "go install github.com/nats-io/natscli/nats@v0.5.1"
+	// script gives `nats stream view` the terminal it insists on.
+	scriptInstallHint = "apt-get install bsdutils (util-linux's script)"
+)
 
 // binDir holds the binary built for this test run.
 var binDir string
@@ -89,17 +97,22 @@ func raceEnabled() bool {
 
 // requireTool skips the test when name is not on PATH, except in CI, where
 // every tool must be there.
-func requireTool(t *testing.T, name, installHint string) string {
+func requireTool(t *testing.T, name, installHint string) {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
+	if !haveTool(t, name, installHint) {
+		t.Skipf("needs the %s command: %s", name, installHint)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s CLI required in CI: %v (install: %s)", name, err, installHint)
+}
+
+// haveTool reports whether name is on PATH. In CI, where every tool must be
+// there, a missing one fails the test instead.
+func haveTool(t *testing.T, name, installHint string) bool {
+	t.Helper()
+	_, err := exec.LookPath(name)
+	if err != nil && os.Getenv("CI") == "true" {
+		t.Fatalf("%s command required in CI: %v (install: %s)", name, err, installHint)
 	}
-	t.Skipf("needs the %s CLI: %s", name, installHint)
-	return ""
+	return err == nil
 }
 
 // cleanEnv is the test's environment without the variables that would
@@ -131,7 +144,7 @@ func TestE2EUsageExitStatus(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
 		t.Fatalf("switchboard run nosuch: %v, want exit status 2\n%s", err, out)
 	}
-	if !strings.Contains(string(out), `switchboard: unknown service "nosuch"; known services: users`) {
+	if !strings.Contains(string(out), `switchboard: unknown service "nosuch"; known services: users, orders`) {
 		t.Errorf("switchboard run nosuch printed:\n%s", out)
 	}
 }
@@ -213,17 +226,26 @@ func (p *process) stop(t *testing.T, sig os.Signal) {
 // and returns its stdout and stderr. It fails the test on a non-zero exit.
 func natsCLI(t *testing.T, url string, args ...string) (stdout, stderr string) {
 	t.Helper()
+	stdout, stderr, err := runCLI(t, url, "nats", args...)
+	if err != nil {
+		t.Fatalf("nats %s: %v\nstdout:\n%s\nstderr:\n%s", shellQuote(args), err, stdout, stderr)
+	}
+	return stdout, stderr
+}
+
+// runCLI runs the command name (the nats CLI, or a command that runs it)
+// with NATS_URL set to url, and returns its output and exit error.
+func runCLI(t *testing.T, url, name string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "nats", args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	// An empty config dir: no nats context of the user's applies.
 	cmd.Env = cleanEnv("NATS_URL="+url, "XDG_CONFIG_HOME="+t.TempDir())
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("nats %s: %v\nstdout:\n%s\nstderr:\n%s", shellQuote(args), err, out.String(), errOut.String())
-	}
-	return out.String(), errOut.String()
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
 }
 
 // shellQuote renders args as they would be typed, for messages.
@@ -238,16 +260,17 @@ func shellQuote(args []string) string {
 	return strings.Join(q, " ")
 }
 
-// natsReq runs nats req and decodes the reply body, which nats req prints
-// on stdout (its progress and the reply headers go to stderr).
-func natsReq(t *testing.T, url string, args ...string) (contract.User, string) {
+// natsReq runs nats req and decodes the reply body into a T; nats req
+// prints the body on stdout (its progress and the reply headers go to
+// stderr).
+func natsReq[T any](t *testing.T, url string, args ...string) (T, string) {
 	t.Helper()
 	stdout, stderr := natsCLI(t, url, append([]string{"req"}, args...)...)
-	var u contract.User
-	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &u); err != nil {
-		t.Fatalf("nats %s: stdout is not a user: %v\nstdout:\n%s\nstderr:\n%s", shellQuote(append([]string{"req"}, args...)), err, stdout, stderr)
+	var v T
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &v); err != nil {
+		t.Fatalf("nats %s: stdout is not a %T: %v\nstdout:\n%s\nstderr:\n%s", shellQuote(append([]string{"req"}, args...)), v, err, stdout, stderr)
 	}
-	return u, stderr
+	return v, stderr
 }
 
 func TestE2EWithNATSCLI(t *testing.T) {
@@ -263,8 +286,14 @@ func TestE2EWithNATSCLI(t *testing.T) {
 	url := sb.natsURL
 
 	out, _ := natsCLI(t, url, "micro", "ls")
-	if !strings.Contains(out, "users") || !strings.Contains(out, contract.Version) {
-		t.Errorf("nats micro ls does not list users %s:\n%s", contract.Version, out)
+	for _, name := range []string{contract.ServiceName, orders.ServiceName} {
+		if !regexp.MustCompile(`(?m)^│ ` + name + `\s+│`).MatchString(out) {
+			t.Errorf("nats micro ls does not list %s:\n%s", name, out)
+		}
+	}
+	// The table leaves out a version equal to the row above's.
+	if !strings.Contains(out, contract.Version) {
+		t.Errorf("nats micro ls does not show version %s:\n%s", contract.Version, out)
 	}
 	out, _ = natsCLI(t, url, "micro", "info", "users")
 	for _, subject := range []string{contract.SubjectCreate, contract.SubjectGet, contract.SubjectUpdate, contract.SubjectDelete, contract.SubjectList} {
@@ -272,15 +301,21 @@ func TestE2EWithNATSCLI(t *testing.T) {
 			t.Errorf("nats micro info users does not show %s:\n%s", subject, out)
 		}
 	}
+	out, _ = natsCLI(t, url, "micro", "info", "orders")
+	for _, subject := range []string{orders.SubjectCreate, orders.SubjectGet, orders.SubjectList, orders.SubjectCancel, "orders.consumers"} {
+		if !strings.Contains(out, "Subject: "+subject) {
+			t.Errorf("nats micro info orders does not show %s:\n%s", subject, out)
+		}
+	}
 
-	ada, stderr := natsReq(t, url, "users.create", `{"name":"Ada Lovelace","email":"ada@example.com","age":36}`)
+	ada, stderr := natsReq[contract.User](t, url, "users.create", `{"name":"Ada Lovelace","email":"ada@example.com","age":36}`)
 	if ada.ID == "" || ada.Name != "Ada Lovelace" || ada.Email != "ada@example.com" || ada.Age != 36 || ada.Version != 1 {
 		t.Errorf("users.create replied %+v", ada)
 	}
 	if strings.Contains(stderr, "Nats-Service-Error") {
 		t.Errorf("users.create replied with an error:\n%s", stderr)
 	}
-	got, _ := natsReq(t, url, "users.get", fmt.Sprintf(`{"id":%q}`, ada.ID))
+	got, _ := natsReq[contract.User](t, url, "users.get", fmt.Sprintf(`{"id":%q}`, ada.ID))
 	if got != ada {
 		t.Errorf("users.get = %+v, want %+v", got, ada)
 	}
@@ -295,8 +330,8 @@ func TestE2EWithNATSCLI(t *testing.T) {
 	}
 
 	create := `{"name":"Grace Hopper","email":"grace@example.com","age":85}`
-	first, _ := natsReq(t, url, "-H", "Idempotency-Key: k1", "users.create", create)
-	second, _ := natsReq(t, url, "-H", "Idempotency-Key: k1", "users.create", create)
+	first, _ := natsReq[contract.User](t, url, "-H", "Idempotency-Key: k1", "users.create", create)
+	second, _ := natsReq[contract.User](t, url, "-H", "Idempotency-Key: k1", "users.create", create)
 	if first.ID == "" || second != first {
 		t.Errorf("retried users.create with the same Idempotency-Key = %+v, want the first reply %+v", second, first)
 	}
@@ -313,14 +348,133 @@ func TestE2EWithNATSCLI(t *testing.T) {
 		}
 	}
 
-	// Restart on the same data dir: the user is still there.
+	order := e2eOrders(t, url)
+
+	// Restart on the same data dir: the user and the order are still there.
 	sb.stop(t, os.Interrupt)
 	sb = startProcess(t, args...)
-	got, _ = natsReq(t, sb.natsURL, "users.get", fmt.Sprintf(`{"id":%q}`, ada.ID))
+	got, _ = natsReq[contract.User](t, sb.natsURL, "users.get", fmt.Sprintf(`{"id":%q}`, ada.ID))
 	if got != ada {
 		t.Errorf("after restart users.get = %+v, want %+v", got, ada)
 	}
+	gotOrder, _ := natsReq[orders.Order](t, sb.natsURL, "orders.get", fmt.Sprintf(`{"id":%q}`, order.ID))
+	if !reflect.DeepEqual(gotOrder, order) {
+		t.Errorf("after restart orders.get = %+v, want %+v", gotOrder, order)
+	}
 	sb.stop(t, os.Interrupt)
+}
+
+// poisonSubject is the subject of a user event that is not JSON; the user
+// id is the ULID spec's example, which no user of the test has.
+const poisonSubject = "users.events.01ARZ3NDEKTSV4RRFFQ69G5FAV"
+
+// e2eOrders drives the orders service on the running switchboard at url,
+// as docs/orders.md does: it places an order, reads its event, has a poison
+// user event dead-lettered, then deletes the user and sees the order
+// cancelled. It returns the cancelled order.
+func e2eOrders(t *testing.T, url string) orders.Order {
+	linus, _ := natsReq[contract.User](t, url, "users.create", `{"name":"Linus Torvalds","email":"linus@example.com","age":56}`)
+	if linus.ID == "" {
+		t.Fatalf("users.create replied %+v", linus)
+	}
+	create := fmt.Sprintf(`{"user_id":%q,"items":[{"sku":"book-1","quantity":2,"unit_price_cents":1250}],"currency":"EUR"}`, linus.ID)
+	order, stderr := natsReq[orders.Order](t, url, "orders.create", create)
+	want := orders.Order{
+		ID: order.ID, UserID: linus.ID, Items: []orders.Item{{SKU: "book-1", Quantity: 2, UnitPriceCents: 1250}},
+		Currency: "EUR", TotalCents: 2500, Status: orders.StatusPlaced, Version: 1,
+		CreatedAt: order.CreatedAt, UpdatedAt: order.CreatedAt,
+	}
+	if order.ID == "" || order.CreatedAt.IsZero() || !reflect.DeepEqual(order, want) {
+		t.Errorf("orders.create = %+v, want %+v", order, want)
+	}
+	if strings.Contains(stderr, "Nats-Service-Error") {
+		t.Errorf("orders.create replied with an error:\n%s", stderr)
+	}
+
+	// orders asks users whether the user exists.
+	stdout, stderr := natsCLI(t, url, "req", "orders.create", strings.Replace(create, linus.ID, "01ARZ3NDEKTSV4RRFFQ69G5FAV", 1))
+	if !strings.Contains(stderr, "Nats-Service-Error-Code: 400") || !strings.Contains(stdout, `{"field":"user_id","message":"no such user"}`) {
+		t.Errorf("orders.create for an unknown user: want a 400 naming user_id; got\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+
+	natsCLI(t, url, "consumer", "add", "ORDERS", "e2e-orders", "--pull", "--deliver", "all", "--ack", "explicit", "--filter", "orders.events.*.placed", "--defaults")
+	out, _ := natsCLI(t, url, "consumer", "next", "ORDERS", "e2e-orders", "--count", "1")
+	for _, want := range []string{
+		"subj: orders.events." + order.ID + ".placed", "Switchboard-Event-Type: order.placed", "Switchboard-Version: 1",
+		`{"type":"order.placed",`, `"order":` + jsonString(order),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("nats consumer next ORDERS does not show %s:\n%s", want, out)
+		}
+	}
+
+	// A user event that does not decode goes to the dead-letter stream at
+	// once, and does not hold up the events behind it. Other consumers of
+	// USERS may dead-letter it too: select this consumer's by subject.
+	natsCLI(t, url, "pub", poisonSubject, "not json")
+	const dlSubject = "deadletter.USERS.orders-on-user-events"
+	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		stdout, stderr, err := runCLI(t, url, "nats", "stream", "get", "DEADLETTER", "--last-for", dlSubject)
+		if err != nil {
+			return fmt.Errorf("nats stream get DEADLETTER --last-for %s: %v\n%s%s", dlSubject, err, stdout, stderr)
+		}
+		return nil
+	})
+	out, _ = natsCLI(t, url, "stream", "get", "DEADLETTER", "--last-for", dlSubject)
+	deadLetter := []string{
+		"Switchboard-Dead-Letter-Reason: undecodable",
+		"Switchboard-Dead-Letter-Subject: " + poisonSubject,
+		"Switchboard-Dead-Letter-Stream: USERS",
+		"Switchboard-Dead-Letter-Consumer: orders-on-user-events",
+		"Switchboard-Dead-Letter-Deliveries: 1",
+		"Switchboard-Dead-Letter-Error: ",
+		"not json",
+	}
+	for _, want := range append(deadLetter, "on Subject "+dlSubject) {
+		if !strings.Contains(out, want) {
+			t.Errorf("nats stream get DEADLETTER does not show %s:\n%s", want, out)
+		}
+	}
+	// nats stream view pages, and refuses to without a terminal: script
+	// gives it one.
+	if haveTool(t, "script", scriptInstallHint) {
+		view := "nats stream view DEADLETTER --subject " + dlSubject
+		stdout, stderr, err := runCLI(t, url, "script", "-qec", view, "/dev/null")
+		if err != nil {
+			t.Fatalf("script -qec '%s' /dev/null: %v\nstdout:\n%s\nstderr:\n%s", view, err, stdout, stderr)
+		}
+		for _, want := range append(deadLetter, "Subject: "+dlSubject) {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%s does not show %s:\n%s", view, want, stdout)
+			}
+		}
+	} else {
+		t.Logf("not checking nats stream view, which needs the script command: %s", scriptInstallHint)
+	}
+	// The consumer counts the dead letter once it is stored: poll.
+	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		stats, _ := natsReq[map[string]messaging.ConsumerStats](t, url, "orders.consumers", "")
+		st, ok := stats["orders-on-user-events"]
+		if !ok || st.DeadLettered != 1 || st.Stream != "USERS" {
+			return fmt.Errorf("orders.consumers = %+v, want orders-on-user-events on USERS with dead_lettered 1", stats)
+		}
+		return nil
+	})
+
+	// Deleting the user cancels the order, through the consumer.
+	natsCLI(t, url, "req", "users.delete", fmt.Sprintf(`{"id":%q}`, linus.ID))
+	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		order, _ = natsReq[orders.Order](t, url, "orders.get", fmt.Sprintf(`{"id":%q}`, order.ID))
+		if order.Status != orders.StatusCancelled || order.CancelReason != "user deleted" || order.Version != 2 {
+			return fmt.Errorf("orders.get = %+v, want status cancelled, cancel_reason \"user deleted\", version 2", order)
+		}
+		return nil
+	})
+	stdout, stderr = natsCLI(t, url, "req", "orders.cancel", fmt.Sprintf(`{"id":%q,"version":2}`, order.ID))
+	if !strings.Contains(stderr, "Nats-Service-Error-Code: 409") || !strings.Contains(stdout, "already cancelled") {
+		t.Errorf("orders.cancel of a cancelled order: want a 409; got\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+	return order
 }
 
 // TestE2ETerminate stops the binary with SIGTERM, as service managers do.

@@ -101,11 +101,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func commandHelp(cmd string) string {
 	switch cmd {
 	case "dev":
-		return "Usage: switchboard dev [flags]\n\nRuns an embedded NATS server with JetStream, every service and the ops HTTP server in one process."
+		return "Runs an embedded NATS server with JetStream, every service and the ops HTTP server in one process."
 	case "run":
-		return "Usage: switchboard run [flags] SERVICE...\n\nRuns the named services (" + strings.Join(knownServices(), ", ") + ") against the NATS server at --nats-url."
+		return "switchboard run [flags] SERVICE... (flags may also follow the services)\n\nRuns the named services (" + strings.Join(knownServices(), ", ") + ") against the NATS server at --nats-url."
 	}
-	return "Usage: switchboard config [flags]\n\nPrints the effective configuration, secrets masked, and where each value came from."
+	return "Prints the effective configuration, secrets masked, and where each value came from."
 }
 
 // buildVersion is the -ldflags version, or the module version when built

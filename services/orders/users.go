@@ -29,12 +29,15 @@ type usersClient struct {
 }
 
 func (u usersClient) Exists(ctx context.Context, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, u.timeout)
+	callCtx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
-	_, err := messaging.Request[users.GetRequest, users.User](ctx, u.client, users.SubjectGet, users.GetRequest{ID: id})
+	_, err := messaging.Request[users.GetRequest, users.User](callCtx, u.client, users.SubjectGet, users.GetRequest{ID: id})
 	switch {
 	case err == nil:
 		return nil
+	case ctx.Err() != nil:
+		// The caller's own deadline ran out (504), not users' fault.
+		return ctx.Err()
 	case errors.Is(err, messaging.ErrNotFound):
 		return messaging.NewError(messaging.CodeBadRequest, "invalid request",
 			messaging.Detail{Field: "user_id", Message: "no such user"})

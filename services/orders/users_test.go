@@ -88,7 +88,8 @@ func TestUsersSlow(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, t.TempDir())
 	startOrders(t, connect(t, srv, "orders"))
-	c := newClient(t, connect(t, srv, "client"))
+	c2 := connect(t, srv, "client")
+	c := newClient(t, c2)
 
 	fake := connect(t, srv, "slow-users")
 	received := make(chan nats.Header, 1)
@@ -132,5 +133,19 @@ func TestUsersSlow(t *testing.T) {
 	}
 	if h.Get(messaging.HeaderRequestID) == "" {
 		t.Errorf("users.get request carries no %s", messaging.HeaderRequestID)
+	}
+
+	// A caller whose own deadline is shorter than orders' bound on users
+	// gets a 504: its budget, not users, ran out. Raw, so that the client's
+	// own timer cannot answer first.
+	hdr := nats.Header{}
+	hdr.Set(messaging.HeaderDeadline, messaging.FormatDeadline(time.Now().Add(300*time.Millisecond)))
+	body := []byte(`{"user_id":"` + ulid.Make().String() + `","items":[{"sku":"a","quantity":1,"unit_price_cents":1}],"currency":"EUR"}`)
+	reply, err := c2.RequestMsg(&nats.Msg{Subject: "orders.create", Header: hdr, Data: body}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := reply.Header.Get(messaging.HeaderErrorCode); code != "504" {
+		t.Errorf("short caller deadline: code %q (%s), want 504", code, reply.Data)
 	}
 }
