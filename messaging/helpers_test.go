@@ -8,34 +8,15 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/messaging"
 )
 
 // startServer starts an embedded server with JetStream for one test.
-func startServer(t testing.TB) *embedded.Server {
-	t.Helper()
-	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start embedded server: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return srv
-}
+func startServer(t testing.TB) *embedded.Server { return embeddedtest.Start(t, t.TempDir()) }
 
 func connect(t testing.TB, srv *embedded.Server) *nats.Conn {
-	t.Helper()
-	nc, err := srv.Connect(t.Name())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return embeddedtest.Connect(t, srv, t.Name())
 }
 
 func newService(t testing.TB, nc *nats.Conn, cfg messaging.ServiceConfig, routes ...messaging.Route) *messaging.Service {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
@@ -35,33 +36,12 @@ func newEnv(t *testing.T) *env {
 
 // startServer starts an embedded server with JetStream on dir, shut down
 // when the test ends (Shutdown may be called earlier; it is idempotent).
-func startServer(t *testing.T, dir string) *embedded.Server {
-	t.Helper()
-	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir})
-	if err != nil {
-		t.Fatalf("start embedded server: %v", err)
-	}
-	t.Cleanup(func() { shutdown(t, srv) })
-	return srv
-}
+func startServer(t *testing.T, dir string) *embedded.Server { return embeddedtest.Start(t, dir) }
 
-func shutdown(t *testing.T, srv *embedded.Server) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Errorf("shutdown embedded server: %v", err)
-	}
-}
+func shutdown(t *testing.T, srv *embedded.Server) { embeddedtest.Shutdown(t, srv) }
 
 func connect(t *testing.T, srv *embedded.Server, name string) *nats.Conn {
-	t.Helper()
-	nc, err := srv.Connect(t.Name() + "/" + name)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return embeddedtest.Connect(t, srv, t.Name()+"/"+name)
 }
 
 // startUsers starts a users service on nc, stopped when the test ends.
