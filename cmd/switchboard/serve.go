@@ -116,7 +116,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	// Services.
 	var running []service
 	for _, name := range names {
-		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger, cache: backend})
+		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger, cache: backend, dev: m == modeDev})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/orders"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
@@ -39,6 +40,8 @@ type deps struct {
 	logger *slog.Logger
 	// cache is the shared cache backend; nil when there is none.
 	cache cache.Backend
+	// dev is true under `switchboard dev`.
+	dev bool
 }
 
 type starter func(ctx context.Context, d deps) (service, error)
@@ -75,6 +78,16 @@ func registry() []struct {
 			return orders.Start(ctx, d.nc, orders.Options{
 				Logger:  d.logger,
 				Service: messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
+			})
+		}},
+		{"notifications", func(ctx context.Context, d deps) (service, error) {
+			policy := d.cfg.Notifications.PrivateAddresses
+			return notifications.Start(ctx, d.nc, notifications.Options{
+				Logger:       d.logger,
+				Service:      messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
+				Cache:        d.cache,
+				WebhooksFile: d.cfg.Notifications.WebhooksFile,
+				AllowPrivate: policy == "allow" || policy == "auto" && d.dev,
 			})
 		}},
 	}

@@ -1,0 +1,82 @@
+package notifications
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/notifications/contract"
+)
+
+// DeliveredTTL is how long a delivery is remembered as done: longer than a
+// task can wait for redelivery or replay in practice.
+const DeliveredTTL = 7 * 24 * time.Hour
+
+// deliveredStore remembers which (webhook, event) pairs were delivered.
+type deliveredStore interface {
+	seen(ctx context.Context, key string) (bool, error)
+	mark(ctx context.Context, key string) error
+}
+
+// cacheDelivered keeps the marks in the cache backend (Redis, shared by
+// the replicas, or the in-process one of dev). It stores them as versioned
+// entries because the idempotency store's Claim is a test-and-set: it
+// cannot ask "was this delivered?" without recording that it was, and
+// recording before sending would lose the delivery on a crash.
+type cacheDelivered struct {
+	b      cache.Backend
+	prefix string
+}
+
+func (c cacheDelivered) seen(ctx context.Context, key string) (bool, error) {
+	_, ok, err := c.b.Get(ctx, c.prefix+key)
+	return ok, err
+}
+
+func (c cacheDelivered) mark(ctx context.Context, key string) error {
+	_, err := c.b.SetIfNewer(ctx, c.prefix+key, cache.Entry{Version: 1, Value: []byte("1")}, DeliveredTTL)
+	return err
+}
+
+// kvDelivered keeps the marks in a key-value bucket whose entries expire,
+// for deployments without a cache.
+type kvDelivered struct{ kv jetstream.KeyValue }
+
+func openKVDelivered(ctx context.Context, js jetstream.JetStream) (kvDelivered, error) {
+	kv, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      contract.DeliveredBucket,
+		Description: "Deliveries done, by webhook and event id (hashed), kept for a week.",
+		TTL:         DeliveredTTL,
+		Storage:     jetstream.FileStorage,
+	})
+	return kvDelivered{kv: kv}, err
+}
+
+// kvKey turns "<webhook>:<event id>" into a valid key: event ids may hold
+// characters keys may not.
+func kvKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
+}
+
+func (k kvDelivered) seen(ctx context.Context, key string) (bool, error) {
+	_, err := k.kv.Get(ctx, kvKey(key))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+func (k kvDelivered) mark(ctx context.Context, key string) error {
+	_, err := k.kv.Put(ctx, kvKey(key), []byte("1"))
+	return err
+}

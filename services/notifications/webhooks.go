@@ -1,0 +1,212 @@
+package notifications
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/BurntSushi/toml"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/notifications/contract"
+)
+
+// registry is this replica's view of the webhooks bucket. Entries keep the
+// revision they were read at, and deleted ones stay as tombstones, so that
+// a change applied early (by the endpoint that made it) is not undone by
+// the watcher delivering an older revision later.
+type registry struct {
+	mu    sync.RWMutex
+	hooks map[string]entry
+}
+
+type entry struct {
+	hook    contract.Webhook
+	rev     uint64
+	deleted bool
+}
+
+func newRegistry() *registry { return &registry{hooks: map[string]entry{}} }
+
+// apply records e unless a later revision of its webhook is known.
+func (r *registry) apply(id string, e entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cur, ok := r.hooks[id]; ok && cur.rev >= e.rev {
+		return
+	}
+	r.hooks[id] = e
+}
+
+func (r *registry) get(id string) (contract.Webhook, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.hooks[id]
+	return e.hook, ok && !e.deleted
+}
+
+// all returns the live webhooks sorted by id.
+func (r *registry) all() []contract.Webhook {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []contract.Webhook
+	for _, e := range r.hooks {
+		if !e.deleted {
+			out = append(out, e.hook)
+		}
+	}
+	slices.SortFunc(out, func(a, b contract.Webhook) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// matching returns the webhooks with a filter matching subject.
+func (r *registry) matching(subject string) []contract.Webhook {
+	var out []contract.Webhook
+	for _, h := range r.all() {
+		if slices.ContainsFunc(h.Subjects, func(f string) bool { return contract.Match(f, subject) }) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// watch applies every change of the bucket to reg and calls changed with
+// the webhook id, until ctx ends. It returns once the bucket's current
+// content is applied; the watching goes on in the background until done
+// is closed.
+func watch(ctx context.Context, kv jetstream.KeyValue, reg *registry, changed func(id string), onErr func(error)) (done <-chan struct{}, err error) {
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", contract.Bucket, err)
+	}
+	synced := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		defer func() { _ = w.Stop() }()
+		initial := true
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case kve, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if kve == nil { // the initial values are all in
+					if initial {
+						initial = false
+						close(synced)
+					}
+					continue
+				}
+				id := kve.Key()
+				e := entry{rev: kve.Revision()}
+				if kve.Operation() == jetstream.KeyValuePut {
+					if err := json.Unmarshal(kve.Value(), &e.hook); err != nil {
+						onErr(fmt.Errorf("webhook %q in %s: %w", id, contract.Bucket, err))
+						continue
+					}
+				} else {
+					e.deleted = true
+				}
+				reg.apply(id, e)
+				changed(id)
+			}
+		}
+	}()
+	select {
+	case <-synced:
+		return finished, nil
+	case <-finished:
+		return nil, fmt.Errorf("watch %s: stopped before its initial values", contract.Bucket)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("watch %s: %w", contract.Bucket, ctx.Err())
+	}
+}
+
+// fileWebhooks is the webhooks file: [[webhook]] tables.
+type fileWebhooks struct {
+	Webhook []contract.Webhook `toml:"webhook"`
+}
+
+// loadFile reads and checks the webhooks in path. Errors name the webhook
+// by position and id, never its secret.
+func loadFile(path string, allowPrivate bool) ([]contract.Webhook, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks file: %w", err)
+	}
+	var f fileWebhooks
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks file %s: %w", path, err)
+	}
+	if undec := md.Undecoded(); len(undec) > 0 {
+		return nil, fmt.Errorf("webhooks file %s: unknown key %s (want [[webhook]] tables with id, url, secret, subjects, description)", path, undec[0])
+	}
+	seen := map[string]bool{}
+	for i, h := range f.Webhook {
+		if err := checkWebhook(h, allowPrivate); err != nil {
+			return nil, fmt.Errorf("webhooks file %s: webhook #%d (id %q): %w", path, i+1, h.ID, err)
+		}
+		if seen[h.ID] {
+			return nil, fmt.Errorf("webhooks file %s: webhook #%d: id %q appears twice", path, i+1, h.ID)
+		}
+		seen[h.ID] = true
+	}
+	return f.Webhook, nil
+}
+
+// checkWebhook validates h and, when private addresses are refused, that
+// its URL is not a literal private address.
+func checkWebhook(h contract.Webhook, allowPrivate bool) error {
+	var v messaging.Violations
+	if err := h.Validate(); err != nil {
+		var e *messaging.Error
+		if !errors.As(err, &e) {
+			return err
+		}
+		v = e.Details
+	}
+	if !allowPrivate {
+		if u, err := url.Parse(h.URL); err == nil {
+			if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !publicIP(ip) {
+				v.Add("url", "targets the private address %s, which this deployment refuses (webhook-private-addresses)", ip)
+			}
+		}
+	}
+	return v.Err()
+}
+
+// putWebhook stores h unless the bucket holds it already, and returns the
+// revision it has.
+func putWebhook(ctx context.Context, kv jetstream.KeyValue, h contract.Webhook) (uint64, error) {
+	data, err := json.Marshal(h)
+	if err != nil {
+		return 0, err
+	}
+	if cur, err := kv.Get(ctx, h.ID); err == nil && string(cur.Value()) == string(data) {
+		return cur.Revision(), nil
+	}
+	rev, err := kv.Put(ctx, h.ID, data)
+	if err != nil {
+		return 0, fmt.Errorf("put webhook %q: %w", h.ID, err)
+	}
+	return rev, nil
+}
