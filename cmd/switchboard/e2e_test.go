@@ -9,6 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +25,8 @@ import (
 	"time"
 
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/notifications"
+	notifcontract "github.com/devloop/switchboard/services/notifications/contract"
 	orders "github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/services/users/contract"
 )
@@ -348,6 +353,7 @@ func TestE2EWithNATSCLI(t *testing.T) {
 		}
 	}
 
+	e2eWebhook(t, url)
 	order := e2eOrders(t, url)
 
 	// Restart on the same data dir: the user and the order are still there.
@@ -362,6 +368,53 @@ func TestE2EWithNATSCLI(t *testing.T) {
 		t.Errorf("after restart orders.get = %+v, want %+v", gotOrder, order)
 	}
 	sb.stop(t, os.Interrupt)
+}
+
+// e2eWebhook adds a webhook with nats req, creates a user with nats req,
+// and checks that the receiver (in this test process, on loopback, which
+// dev allows) gets the signed user.created event, as docs/notifications.md
+// describes.
+func e2eWebhook(t *testing.T, url string) {
+	t.Helper()
+	type received struct {
+		header http.Header
+		body   []byte
+	}
+	got := make(chan received, 16)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- received{r.Header.Clone(), body}
+	}))
+	t.Cleanup(recv.Close)
+	const secret = "e2e-secret-0123456789"
+	put := fmt.Sprintf(`{"id":"e2e","url":%q,"secret":%q,"subjects":["users.events.>"]}`, recv.URL+"/hook", secret)
+	wh, _ := natsReq[map[string]any](t, url, "notifications.webhooks.put", put)
+	if wh["id"] != "e2e" || wh["secret"] != nil {
+		t.Fatalf("webhooks.put = %v, want the webhook without its secret", wh)
+	}
+	hook, _ := natsReq[contract.User](t, url, "users.create", `{"name":"Webhook Watcher","email":"hook@example.com","age":40}`)
+	if hook.ID == "" {
+		t.Fatalf("users.create failed: %+v", hook)
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case r := <-got:
+			if r.header.Get(notifcontract.HeaderEventType) != contract.EventCreated || !strings.Contains(string(r.body), hook.ID) {
+				continue // another event
+			}
+			ts := r.header.Get(notifcontract.HeaderTimestamp)
+			if want := notifications.Sign(secret, ts, r.body); r.header.Get(notifcontract.HeaderSignature) != want {
+				t.Errorf("signature %q, want %q", r.header.Get(notifcontract.HeaderSignature), want)
+			}
+			if r.header.Get(notifcontract.HeaderWebhookID) != "e2e" || r.header.Get(notifcontract.HeaderEventID) == "" {
+				t.Errorf("webhook headers = %v", r.header)
+			}
+			return
+		case <-deadline:
+			t.Fatal("the webhook receiver got no user.created event for the new user")
+		}
+	}
 }
 
 // poisonSubject is the subject of a user event that is not JSON; the user
