@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/cache/cachetest"
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
@@ -40,13 +43,19 @@ type benchEnv struct {
 	emails atomic.Int64 // numbers the emails of created users
 	// cpu is the CPU time used by the processes serving and calling.
 	cpu func() (time.Duration, bool)
+	// cacheStats, when set, reads the counters of the cache in front of
+	// the users store.
+	cacheStats func() cache.Stats
 }
 
 // BenchmarkUsers measures users.get and users.create, with a raw micro echo
 // on the same server for reference, in two set-ups: "dev", the service and
 // the client in this process on an embedded server (in-process
 // connections), and "external", the service in a separate `switchboard dev`
-// process and the client connected over TCP. See docs/performance.md.
+// process and the client connected over TCP. In "dev" it also measures
+// users.get behind users.WithCache over the in-process cache and over a
+// redis-server (get-cache-memory, get-cache-redis), each on a server of its
+// own. See docs/performance.md.
 func BenchmarkUsers(b *testing.B) {
 	envs := map[string]func(*testing.B) *benchEnv{
 		"dev":      benchOnce(b, benchStartDev),
@@ -55,9 +64,25 @@ func BenchmarkUsers(b *testing.B) {
 	// The echo request is 64 bytes of JSON, as in messaging's BenchmarkEcho.
 	echo := []byte(`{"text":"hello, switchboard! a small JSON echo payload of 64 b"}`)
 	age := 36
+	get := func(env *benchEnv) func(context.Context) error {
+		return func(ctx context.Context) error {
+			u, err := messaging.Request[contract.GetRequest, contract.User](ctx, env.client, contract.SubjectGet,
+				contract.GetRequest{ID: env.userID})
+			if err != nil {
+				return err
+			}
+			if u.ID != env.userID {
+				return fmt.Errorf("get %s: got user %q", env.userID, u.ID)
+			}
+			return nil
+		}
+	}
 	cases := []struct {
 		name string
-		call func(env *benchEnv) func(context.Context) error
+		// cache, when set, runs the case in "dev" only, on a server of its
+		// own with users.WithCache over that backend ("memory", "redis").
+		cache string
+		call  func(env *benchEnv) func(context.Context) error
 	}{
 		{name: "echo", call: func(env *benchEnv) func(context.Context) error {
 			return func(context.Context) error {
@@ -71,19 +96,9 @@ func BenchmarkUsers(b *testing.B) {
 				return nil
 			}
 		}},
-		{name: "get", call: func(env *benchEnv) func(context.Context) error {
-			return func(ctx context.Context) error {
-				u, err := messaging.Request[contract.GetRequest, contract.User](ctx, env.client, contract.SubjectGet,
-					contract.GetRequest{ID: env.userID})
-				if err != nil {
-					return err
-				}
-				if u.ID != env.userID {
-					return fmt.Errorf("get %s: got user %q", env.userID, u.ID)
-				}
-				return nil
-			}
-		}},
+		{name: "get", call: get},
+		{name: "get-cache-memory", cache: "memory", call: get},
+		{name: "get-cache-redis", cache: "redis", call: get},
 		{name: "create", call: func(env *benchEnv) func(context.Context) error {
 			return func(ctx context.Context) error {
 				email := fmt.Sprintf("bench-%d@example.com", env.emails.Add(1))
@@ -95,11 +110,32 @@ func BenchmarkUsers(b *testing.B) {
 	}
 	for _, where := range []string{"dev", "external"} {
 		for _, tc := range cases {
+			if tc.cache != "" && where != "dev" {
+				continue
+			}
 			b.Run(tc.name+"/"+where, func(b *testing.B) {
-				env := envs[where](b)
+				var env *benchEnv
+				if tc.cache == "" {
+					env = envs[where](b)
+				} else {
+					// Started for this case only, and stopped after it.
+					var err error
+					if env, err = benchStartDevCached(b, tc.cache); err != nil {
+						b.Fatal(err)
+					}
+				}
 				call := tc.call(env)
 				for _, c := range []int{1, 16, 128} {
-					b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) { benchLoad(b, c, call, env.cpu) })
+					b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
+						var before cache.Stats
+						if env.cacheStats != nil {
+							before = env.cacheStats()
+						}
+						benchLoad(b, c, call, env.cpu)
+						if env.cacheStats != nil {
+							b.ReportMetric(benchStatsSince(before, env.cacheStats()).HitRatio(), "hit-ratio")
+						}
+					})
 				}
 			})
 		}
@@ -137,9 +173,92 @@ func benchOnce(top *testing.B, start func(top *testing.B) (*benchEnv, error)) fu
 	}
 }
 
-// benchStartDev runs an embedded server with the users service and the echo
-// beside it, each on its own in-process connection.
+// benchStartDev runs an embedded server with the users service, without a
+// cache, and the echo beside it, each on its own in-process connection.
 func benchStartDev(top *testing.B) (*benchEnv, error) {
+	return benchStartDevWith(top, users.Options{})
+}
+
+// benchStartDevCached is benchStartDev with users.WithCache in front of the
+// store, over the in-process cache ("memory") or a redis-server started for
+// top ("redis"; skipped without redis-server on PATH).
+func benchStartDevCached(top *testing.B, backend string) (*benchEnv, error) {
+	var (
+		be       cache.Backend
+		redisPID string // "" when unknown
+	)
+	switch backend {
+	case "memory":
+		be = cache.NewMemory(0)
+	case "redis":
+		r := cachetest.StartRedis(top)
+		rb, err := cache.NewRedis(cache.RedisOptions{URL: r.URL()})
+		if err != nil {
+			return nil, err
+		}
+		top.Cleanup(func() { _ = rb.Close() })
+		be = rb
+		redisPID = benchRedisPID(r.Addr)
+	default:
+		return nil, fmt.Errorf("unknown cache backend %q", backend)
+	}
+	aside, err := cache.NewAside[contract.User](be, cache.Options{Namespace: "users"})
+	if err != nil {
+		return nil, err
+	}
+	env, err := benchStartDevWith(top, users.Options{Decorate: users.WithCache(aside)})
+	if err != nil {
+		return nil, err
+	}
+	env.cacheStats = aside.Stats
+	if redisPID != "" {
+		// Count the redis-server's CPU too, as external counts the
+		// switchboard process's.
+		env.cpu = func() (time.Duration, bool) {
+			self, ok1 := benchSelfCPU()
+			server, ok2 := benchProcessCPU(redisPID)
+			return self + server, ok1 && ok2
+		}
+	}
+	return env, nil
+}
+
+// benchRedisPID finds the pid of the redis-server listening on addr
+// (host:port) in /proc, or returns "" when it cannot.
+func benchRedisPID(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	// redis-server rewrites its command line to "redis-server host:port";
+	// before it does, the port follows --port.
+	titled := []byte(":" + port + "\x00")
+	started := []byte("\x00--port\x00" + port + "\x00")
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range cmdlines {
+		cmd, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(cmd, []byte("redis-server")) && (bytes.Contains(cmd, titled) || bytes.Contains(cmd, started)) {
+			return filepath.Base(filepath.Dir(p))
+		}
+	}
+	return ""
+}
+
+// benchStatsSince is what the cache counted between two readings.
+func benchStatsSince(before, after cache.Stats) cache.Stats {
+	return cache.Stats{
+		Hits:         after.Hits - before.Hits,
+		NegativeHits: after.NegativeHits - before.NegativeHits,
+		Misses:       after.Misses - before.Misses,
+		Loads:        after.Loads - before.Loads,
+		Errors:       after.Errors - before.Errors,
+		Skipped:      after.Skipped - before.Skipped,
+	}
+}
+
+// benchStartDevWith runs an embedded server with the users service started
+// with opts, and the echo beside it, each on its own in-process connection.
+func benchStartDevWith(top *testing.B, opts users.Options) (*benchEnv, error) {
 	ctx := context.Background()
 	srv, err := embedded.Start(ctx, embedded.Options{Listen: "127.0.0.1:0", StoreDir: top.TempDir()})
 	if err != nil {
@@ -159,7 +278,7 @@ func benchStartDev(top *testing.B) (*benchEnv, error) {
 		top.Cleanup(nc.Close)
 		conns[name] = nc
 	}
-	svc, err := users.Start(ctx, conns["bench-users"], users.Options{})
+	svc, err := users.Start(ctx, conns["bench-users"], opts)
 	if err != nil {
 		return nil, err
 	}
