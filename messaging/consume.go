@@ -310,7 +310,15 @@ func (c *Consumer) declare(ctx context.Context) error {
 	}
 	// A small buffer: messages wait on the server, where other replicas
 	// can take them, rather than in this process.
-	it, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.Workers), jetstream.PullExpiry(defaultPullExpiry))
+	// A missed heartbeat is handled inside the iterator (it resets and
+	// pulls again) rather than by declaring the consumer again; with a
+	// 1s heartbeat a stalled pull is noticed within about 2s.
+	it, err := cons.Messages(
+		jetstream.PullMaxMessages(c.cfg.Workers),
+		jetstream.PullExpiry(defaultPullExpiry),
+		jetstream.PullHeartbeat(time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(false),
+	)
 	if err != nil {
 		return fmt.Errorf("consume %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
@@ -403,33 +411,39 @@ func (c *Consumer) process(base context.Context, msg jetstream.Msg, fn func(cont
 	if d.EventID == "" {
 		d.EventID = fmt.Sprintf("%s:%d", d.Stream, d.StreamSeq)
 	}
-	logger := c.logger.With(
+	lz := &lazyLogger{base: c.logger, attrs: []any{
 		slog.String("subject", d.Subject),
 		slog.Uint64("stream_seq", d.StreamSeq),
 		slog.Uint64("delivered", d.Delivered),
 		slog.String("event_id", d.EventID),
-	)
+	}}
 	ctx, cancel := context.WithTimeout(base, c.cfg.HandlerTimeout)
 	defer cancel()
-	ctx = withLogger(context.WithValue(ctx, deliveryKey{}, d), logger)
+	ctx = context.WithValue(context.WithValue(ctx, deliveryKey{}, d), loggerKey{}, lz)
 
-	// Keep the message alive while the handler runs.
-	keepAlive := time.NewTicker(max(c.cfg.AckWait/3, 10*time.Millisecond))
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-keepAlive.C:
-				_ = msg.InProgress()
-			case <-done:
-				return
-			}
+	// Keep the message alive while the handler runs: one timer, re-armed
+	// after each in-progress ack, instead of a ticker and a goroutine for
+	// every message (most handlers finish long before the first tick).
+	every := max(c.cfg.AckWait/3, 10*time.Millisecond)
+	var kaMu sync.Mutex
+	kaDone := false
+	var keepAlive *time.Timer
+	kaMu.Lock() // the callback reads keepAlive under kaMu
+	keepAlive = time.AfterFunc(every, func() {
+		_ = msg.InProgress()
+		kaMu.Lock()
+		defer kaMu.Unlock()
+		if !kaDone {
+			keepAlive.Reset(every)
 		}
-	}()
+	})
+	kaMu.Unlock()
 	herr := c.call(ctx, fn, d)
+	kaMu.Lock()
+	kaDone = true
 	keepAlive.Stop()
-	close(done)
-
+	kaMu.Unlock()
+	logger := lz.get
 	switch {
 	case herr == nil:
 		var aerr error
@@ -442,20 +456,22 @@ func (c *Consumer) process(base context.Context, msg jetstream.Msg, fn func(cont
 		}
 		if aerr != nil {
 			// The server redelivers it; handlers are idempotent.
-			logger.Warn("ack failed", slog.String("error", aerr.Error()))
+			logger().Warn("ack failed", slog.String("error", aerr.Error()))
 			return
 		}
 		c.handled.Add(1)
-		logger.Debug("handled")
+		if c.logger.Enabled(ctx, slog.LevelDebug) {
+			logger().Debug("handled")
+		}
 	case base.Err() != nil:
 		// Stopping: leave it for redelivery, at once.
 		_ = msg.Nak()
 	case IsPermanent(herr):
-		c.deadLetter(msg, d, ReasonPermanent, herr, logger)
+		c.deadLetter(msg, d, ReasonPermanent, herr, logger())
 	case errors.As(herr, new(undecodable)):
-		c.deadLetter(msg, d, ReasonUndecodable, herr, logger)
+		c.deadLetter(msg, d, ReasonUndecodable, herr, logger())
 	case d.Delivered >= uint64(c.cfg.MaxDeliver):
-		c.deadLetter(msg, d, ReasonMaxDeliveries, herr, logger)
+		c.deadLetter(msg, d, ReasonMaxDeliveries, herr, logger())
 	default:
 		delay := c.backoff(d.Delivered)
 		var ra retryAfterError
@@ -464,7 +480,7 @@ func (c *Consumer) process(base context.Context, msg jetstream.Msg, fn func(cont
 		}
 		c.retried.Add(1)
 		c.lastErr.Store(herr.Error())
-		logger.Warn("handler failed; will retry", slog.String("error", herr.Error()), slog.Duration("retry_in", delay))
+		logger().Warn("handler failed; will retry", slog.String("error", herr.Error()), slog.Duration("retry_in", delay))
 		_ = msg.NakWithDelay(delay)
 	}
 }

@@ -204,6 +204,9 @@ func BenchmarkConsume(b *testing.B) {
 			gaps.report(b)
 			// Declared again after an interrupted iterator (a stall).
 			b.ReportMetric(float64(st.Recreated), "recreated")
+			if st.Recreated > 0 {
+				b.Logf("consumer declared again; last error: %s", st.LastError)
+			}
 		})
 	}
 }
