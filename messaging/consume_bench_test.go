@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"context"
 	"fmt"
+	"github.com/devloop/switchboard/internal/benchload"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,8 +62,8 @@ func benchJetStream(b *testing.B, nc *nats.Conn, failed *atomic.Int64, opts ...j
 func benchRateReport(b *testing.B, n int, elapsed time.Duration, unit string, cpu0 time.Duration, cpuOK bool) {
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(n)/elapsed.Seconds(), unit+"/s")
-	if cpu1, ok := benchSelfCPU(); ok && cpuOK {
-		b.ReportMetric(benchMicros(cpu1-cpu0)/float64(n), "cpu-µs/op")
+	if cpu1, ok := benchload.SelfCPU(); ok && cpuOK {
+		b.ReportMetric(benchload.Micros(cpu1-cpu0)/float64(n), "cpu-µs/op")
 	}
 }
 
@@ -127,7 +128,7 @@ func BenchmarkConsume(b *testing.B) {
 		done := make(chan struct{})
 		n := int64(b.N)
 		b.ResetTimer()
-		cpu0, cpuOK := benchSelfCPU()
+		cpu0, cpuOK := benchload.SelfCPU()
 		start := time.Now()
 		gaps.last.Store(start.UnixNano())
 		cons, err := js.CreateOrUpdateConsumer(context.Background(), stream, jetstream.ConsumerConfig{
@@ -167,7 +168,7 @@ func BenchmarkConsume(b *testing.B) {
 			done := make(chan struct{})
 			n := int64(b.N)
 			b.ResetTimer()
-			cpu0, cpuOK := benchSelfCPU()
+			cpu0, cpuOK := benchload.SelfCPU()
 			start := time.Now()
 			gaps.last.Store(start.UnixNano())
 			c, err := messaging.Consume(context.Background(), js, messaging.ConsumerConfig{
@@ -270,7 +271,7 @@ func BenchmarkPublish(b *testing.B) {
 		_, subject := benchStream(b, js)
 		failed.Store(0)
 		b.ResetTimer()
-		cpu0, cpuOK := benchSelfCPU()
+		cpu0, cpuOK := benchload.SelfCPU()
 		start := time.Now()
 		for range b.N {
 			if _, err := js.PublishAsync(subject, benchPayload, jetstream.WithMsgID(nuid.Next())); err != nil {
@@ -296,7 +297,7 @@ func BenchmarkPublish(b *testing.B) {
 		ctx := b.Context()
 		futures := make([]jetstream.PubAckFuture, 0, b.N)
 		b.ResetTimer()
-		cpu0, cpuOK := benchSelfCPU()
+		cpu0, cpuOK := benchload.SelfCPU()
 		start := time.Now()
 		for range b.N {
 			f, err := pub.PublishAsync(ctx, event(subject))
@@ -322,16 +323,16 @@ func BenchmarkPublish(b *testing.B) {
 	const c = 16
 	b.Run(fmt.Sprintf("raw-sync/c=%d", c), func(b *testing.B) {
 		_, subject := benchStream(b, js)
-		benchLoad(b, c, func(ctx context.Context) error {
+		benchload.Run(b, c, func(ctx context.Context) error {
 			_, err := js.Publish(ctx, subject, benchPayload, jetstream.WithMsgID(nuid.Next()))
 			return err
-		}, benchSelfCPU)
+		}, benchload.SelfCPU)
 	})
 	b.Run(fmt.Sprintf("typed-sync/c=%d", c), func(b *testing.B) {
 		_, subject := benchStream(b, js)
-		benchLoad(b, c, func(ctx context.Context) error {
+		benchload.Run(b, c, func(ctx context.Context) error {
 			_, err := pub.Publish(ctx, event(subject))
 			return err
-		}, benchSelfCPU)
+		}, benchload.SelfCPU)
 	})
 }
