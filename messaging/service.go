@@ -156,13 +156,13 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Route) (*Service, er
 			name:       r.name,
 			subject:    r.opts.subject,
 			handler:    Chain(r.handler, mw...),
-			maxPayload: cmp(r.opts.maxPayload, cfg.MaxPayload),
+			maxPayload: orDefault(r.opts.maxPayload, cfg.MaxPayload),
 			errors:     map[int]uint64{},
 		}
 		if ep.subject == "" {
 			ep.subject = cfg.Name + "." + r.name
 		}
-		ep.sem = make(chan struct{}, cmp(r.opts.maxConcurrency, cfg.MaxConcurrency))
+		ep.sem = make(chan struct{}, orDefault(r.opts.maxConcurrency, cfg.MaxConcurrency))
 		if r.name == consumersEndpoint && len(cfg.Consumers) > 0 {
 			ep.data = func() any { return consumerStats(cfg.Consumers) }
 		}
@@ -233,7 +233,8 @@ func subjectOf(service string, r Route) string {
 	return service + "." + r.name
 }
 
-func cmp(v, def int) int {
+// orDefault is v when set (> 0), else def.
+func orDefault(v, def int) int {
 	if v > 0 {
 		return v
 	}

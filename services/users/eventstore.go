@@ -73,7 +73,7 @@ func OpenEventStore(ctx context.Context, js jetstream.JetStream, logger *slog.Lo
 	}
 	emails, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      EmailBucket,
-		Description: "users: email (lower case, base64url) -> user id",
+		Description: "users: email (lower case, base64url) -> <user id>:<version>",
 		Storage:     jetstream.FileStorage,
 	})
 	if err != nil {
