@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/internal/testkit"
 )
 
 type user struct {
@@ -87,7 +88,7 @@ func TestAsideBehaviour(t *testing.T) {
 					t.Fatal("found")
 				}
 				src.write(user{"new", 0}) // a version-0 value, as for an id that appears
-				checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 					if _, found, _ := a.Get(ctx, "later", src.load); !found {
 						return errors.New("still negative")
 					}
@@ -140,7 +141,7 @@ func TestAsideBehaviour(t *testing.T) {
 				}
 				// Let the callers pile up on the cold key, then load. Any
 				// that arrive after the load find the filled entry.
-				checkFor(t, 10*time.Second, time.Millisecond, func() error {
+				testkit.Eventually(t, 10*time.Second, time.Millisecond, func() error {
 					if s := started.Load(); s < n {
 						return fmt.Errorf("%d callers started", s)
 					}
@@ -286,7 +287,7 @@ func TestAsideFallsBackAndRecovers(t *testing.T) {
 			}
 			f.down.Store(false)
 			hitsBefore := a.Stats().Hits
-			checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+			testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 				if _, _, err := a.Get(ctx, "u1", src.load); err != nil {
 					return err
 				}
@@ -330,7 +331,7 @@ func TestAsideWithPausedRedis(t *testing.T) {
 	t.Logf("slowest get with Redis paused: %s (budget 30ms per call)", slowest)
 	srv.Resume(t)
 	hits := a.Stats().Hits
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if _, _, err := a.Get(ctx, "u1", src.load); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/internal/testkit"
 )
 
 // backends are the implementations every behaviour test runs against.
@@ -86,7 +87,7 @@ func TestBackendBehaviour(t *testing.T) {
 				if _, err := b.SetIfNewer(ctx, "k", cache.Entry{Version: 1, Value: []byte("x")}, 50*time.Millisecond); err != nil {
 					t.Fatal(err)
 				}
-				checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 					if _, ok, _ := b.Get(ctx, "k"); ok {
 						return errors.New("still there")
 					}
@@ -122,7 +123,7 @@ func TestBackendBehaviour(t *testing.T) {
 				if err != nil || again {
 					t.Fatalf("second = %v %v, want false", again, err)
 				}
-				checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 					ok, err := b.SetNX(ctx, "once", []byte("1"), time.Minute)
 					if err != nil || !ok {
 						return fmt.Errorf("not free after its ttl: %v %v", ok, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/internal/testkit"
 )
 
 // startServer starts a server on a free loopback port with its own store,
@@ -291,7 +292,7 @@ func TestStartReadyTimeout(t *testing.T) {
 	}
 
 	// The half-started server stops in the background and frees the store.
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		s, err := embedded.Start(t.Context(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir})
 		if err != nil {
 			return err
@@ -299,22 +300,6 @@ func TestStartReadyTimeout(t *testing.T) {
 		shutdown(t, s)
 		return nil
 	})
-}
-
-// checkFor calls f until it returns nil or timeout passes.
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(interval) // polling interval, not synchronisation
-	}
 }
 
 func TestLogger(t *testing.T) {

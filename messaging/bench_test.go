@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/devloop/switchboard/internal/benchload"
 	"testing"
 	"time"
+
+	"github.com/devloop/switchboard/internal/benchload"
+	"github.com/devloop/switchboard/wire"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -62,7 +64,7 @@ func BenchmarkEcho(b *testing.B) {
 			name: "typed",
 			serve: func(b *testing.B, nc *nats.Conn) string {
 				newService(b, nc, messaging.ServiceConfig{Name: "typed"},
-					messaging.Endpoint("echo", func(_ context.Context, req benchEcho) (benchEcho, error) {
+					messaging.Typed("echo", func(_ context.Context, req benchEcho) (benchEcho, error) {
 						return req, nil
 					}))
 				return "typed.echo"
@@ -70,7 +72,7 @@ func BenchmarkEcho(b *testing.B) {
 			caller: func(b *testing.B, nc *nats.Conn, subject string) func(context.Context) error {
 				client := newClient(b, nc)
 				return func(ctx context.Context) error {
-					resp, err := messaging.Request[benchEcho, benchEcho](ctx, client, subject, benchEcho{Text: benchText})
+					resp, err := wire.Call[benchEcho, benchEcho](ctx, client, subject, benchEcho{Text: benchText})
 					if err != nil {
 						return err
 					}

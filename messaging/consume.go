@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/devloop/switchboard/wire"
 )
 
 // Defaults of ConsumerConfig.
@@ -401,8 +403,8 @@ func (c *Consumer) process(base context.Context, msg jetstream.Msg, fn func(cont
 		Consumer:  meta.Consumer,
 		StreamSeq: meta.Sequence.Stream,
 		Delivered: meta.NumDelivered,
-		EventType: header(msg.Headers(), HeaderEventType),
-		EventID:   header(msg.Headers(), HeaderEventID),
+		EventType: header(msg.Headers(), wire.HeaderEventType),
+		EventID:   header(msg.Headers(), wire.HeaderEventID),
 		Time:      meta.Timestamp,
 	}
 	if d.EventID == "" {

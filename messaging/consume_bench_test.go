@@ -3,10 +3,11 @@ package messaging_test
 import (
 	"context"
 	"fmt"
-	"github.com/devloop/switchboard/internal/benchload"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/devloop/switchboard/internal/benchload"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"

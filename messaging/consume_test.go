@@ -13,7 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 type thing struct {
@@ -38,7 +40,7 @@ func publishThings(t *testing.T, js jetstream.JetStream, from, to int) {
 	t.Helper()
 	for i := from; i < to; i++ {
 		msg := &nats.Msg{Subject: "events.thing", Data: fmt.Appendf(nil, `{"n":%d}`, i), Header: nats.Header{}}
-		msg.Header.Set(messaging.HeaderEventID, "thing-"+strconv.Itoa(i))
+		msg.Header.Set(wire.HeaderEventID, "thing-"+strconv.Itoa(i))
 		msg.Header.Set("X-Custom", "kept")
 		if _, err := js.PublishMsg(t.Context(), msg); err != nil {
 			t.Fatal(err)
@@ -110,7 +112,7 @@ func deadLetters(t *testing.T, js jetstream.JetStream) []*jetstream.RawStreamMsg
 func waitDeadLetters(t *testing.T, js jetstream.JetStream, n int) []*jetstream.RawStreamMsg {
 	t.Helper()
 	var dl []*jetstream.RawStreamMsg
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 20*time.Millisecond, func() error {
 		dl = deadLetters(t, js)
 		if len(dl) < n {
 			return fmt.Errorf("%d dead letters, want %d", len(dl), n)
@@ -134,7 +136,7 @@ func TestConsumeAcksOnSuccess(t *testing.T) {
 		return nil
 	})
 	publishThings(t, js, 0, 50)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		st := c.Stats(t.Context())
 		if got.count() != 50 || st.Handled != 50 || st.AckPending != 0 || st.Pending != 0 {
 			return fmt.Errorf("handled %d, stats %+v", got.count(), st)
@@ -169,7 +171,7 @@ func TestConsumeRetriesTransientErrors(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("not handled after retries")
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if st := c.Stats(t.Context()); st.Handled != 1 || st.Retried != 2 || st.DeadLettered != 0 {
 			return fmt.Errorf("stats %+v", st)
 		}
@@ -197,7 +199,7 @@ func TestConsumePermanentIsDeadLetteredAtOnce(t *testing.T) {
 		h.Get(messaging.HeaderDeadLetterDeliveries) != "1" {
 		t.Fatalf("dead letter headers = %v", h)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if st := c.Stats(t.Context()); st.AckPending != 0 || st.Pending != 0 || st.DeadLettered != 1 {
 			return fmt.Errorf("stats %+v", st)
 		}
@@ -227,7 +229,7 @@ func TestConsumeDeadLettersAfterMaxDeliveries(t *testing.T) {
 		messaging.HeaderDeadLetterDeliveries: "3",
 		messaging.HeaderDeadLetterReason:     messaging.ReasonMaxDeliveries,
 		messaging.HeaderDeadLetterError:      "still broken",
-		messaging.HeaderEventID:              "thing-7",
+		wire.HeaderEventID:                   "thing-7",
 		"X-Custom":                           "kept",
 	}
 	for k, v := range want {
@@ -256,7 +258,7 @@ func TestConsumePoisonDoesNotBlockOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishThings(t, js, 500, 999)
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if st := c.Stats(t.Context()); got.count() != 999 || st.DeadLettered != 1 {
 			return fmt.Errorf("handled %d, stats %+v", got.count(), st)
 		}
@@ -287,7 +289,7 @@ func TestConsumeConcurrencyBound(t *testing.T) {
 		return nil
 	})
 	publishThings(t, js, 0, 60)
-	checkFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 20*time.Second, 10*time.Millisecond, func() error {
 		if got.count() != 60 {
 			return fmt.Errorf("handled %d", got.count())
 		}
@@ -329,7 +331,7 @@ func TestConsumeSurvivesACrash(t *testing.T) {
 			got.add(ev.Data.N)
 			return nil
 		})
-	checkFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 30*time.Second, 20*time.Millisecond, func() error {
 		if n := got.count(); n != 100 {
 			return fmt.Errorf("%d of 100 handled", n)
 		}
@@ -373,7 +375,7 @@ func TestConsumeStopFinishesInFlight(t *testing.T) {
 		after.add(ev.Data.N)
 		return nil
 	})
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if n := before.count() + after.count(); n != 10 {
 			return fmt.Errorf("%d + %d of 10 handled", before.count(), after.count())
 		}
@@ -418,7 +420,7 @@ func TestConsumeStopTimeoutLeavesWorkForRedelivery(t *testing.T) {
 		got.add(ev.Data.N)
 		return nil
 	})
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if got.count() != 2 {
 			return fmt.Errorf("%d of 2 redelivered", got.count())
 		}
@@ -435,7 +437,7 @@ func TestConsumeRecreatesADeletedConsumer(t *testing.T) {
 		return nil
 	})
 	publishThings(t, js, 0, 5)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if got.count() != 5 {
 			return fmt.Errorf("%d of 5", got.count())
 		}
@@ -448,7 +450,7 @@ func TestConsumeRecreatesADeletedConsumer(t *testing.T) {
 	// published meanwhile may be missed, which is what an operator who
 	// deletes a consumer asks for); poll by publishing until one arrives.
 	next := 5
-	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+	testkit.Eventually(t, 15*time.Second, 100*time.Millisecond, func() error {
 		publishThings(t, js, next, next+1)
 		next++
 		if got.count() <= 5 {
@@ -477,7 +479,7 @@ func TestConsumeHandlerPanicIsDeadLettered(t *testing.T) {
 	if dl[0].Header.Get(messaging.HeaderDeadLetterReason) != messaging.ReasonPermanent {
 		t.Fatalf("reason = %q", dl[0].Header.Get(messaging.HeaderDeadLetterReason))
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if got.count() != 2 {
 			return fmt.Errorf("%d of 2", got.count())
 		}
@@ -513,7 +515,7 @@ func TestConsumeWaitsForItsStream(t *testing.T) {
 	}
 	eventsStream(t, nc)
 	publishThings(t, js, 0, 3)
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testkit.Eventually(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if got.count() != 3 {
 			return fmt.Errorf("%d of 3 handled", got.count())
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/invopop/jsonschema"
+
+	"github.com/devloop/switchboard/wire"
 )
 
 // Defaults for endpoints; [ServiceConfig] and [EndpointOption]s change them.
@@ -23,9 +25,9 @@ const (
 	DefaultMaxConcurrency = 256
 )
 
-// Route is an endpoint ready to be added to a [Service]: a name, a handler
-// and its options. Make one with [Endpoint] (typed JSON) or [Raw].
-type Route struct {
+// Endpoint is one endpoint of a [Service]: a name, a handler and its
+// options. Make one with [Typed] (typed JSON) or [Raw].
+type Endpoint struct {
 	name    string
 	handler Handler
 	opts    endpointOptions
@@ -33,7 +35,7 @@ type Route struct {
 }
 
 // Name returns the endpoint's name.
-func (r Route) Name() string { return r.name }
+func (r Endpoint) Name() string { return r.name }
 
 type endpointOptions struct {
 	subject        string
@@ -102,9 +104,9 @@ func WithMetadata(md map[string]string) EndpointOption {
 	}
 }
 
-// Raw makes a Route from a Handler that works on raw bytes.
-func Raw(name string, h Handler, opts ...EndpointOption) Route {
-	r := Route{name: name, handler: h}
+// Raw makes an Endpoint from a Handler that works on raw bytes.
+func Raw(name string, h Handler, opts ...EndpointOption) Endpoint {
+	r := Endpoint{name: name, handler: h}
 	for _, opt := range opts {
 		if err := opt(&r.opts); err != nil {
 			r.err = fmt.Errorf("endpoint %s: %w", name, err)
@@ -114,14 +116,14 @@ func Raw(name string, h Handler, opts ...EndpointOption) Route {
 	return r
 }
 
-// Endpoint makes a typed JSON Route. The request is decoded strictly
+// Typed makes a typed JSON Endpoint. The request is decoded strictly
 // (unknown fields and trailing data are 400s; an empty payload is the zero
-// Req), validated when Req implements [Validator], passed to fn, and fn's
+// Req), validated when Req implements [wire.Validator], passed to fn, and fn's
 // result is encoded as JSON. The JSON Schemas of Req and Resp are published
 // in the endpoint's metadata ("request_schema", "response_schema"), so
 // `nats micro info` documents the contract.
-func Endpoint[Req, Resp any](name string, fn func(ctx context.Context, req Req) (Resp, error), opts ...EndpointOption) Route {
-	h := HandlerFunc(func(ctx context.Context, r *Msg) (*Response, error) {
+func Typed[Req, Resp any](name string, fn func(ctx context.Context, req Req) (Resp, error), opts ...EndpointOption) Endpoint {
+	h := HandlerFunc(func(ctx context.Context, r *Request) (*wire.Reply, error) {
 		var req Req
 		if err := decodeStrict(r.Data, &req); err != nil {
 			return nil, err
@@ -137,7 +139,7 @@ func Endpoint[Req, Resp any](name string, fn func(ctx context.Context, req Req) 
 		if err != nil {
 			return nil, fmt.Errorf("encode %T response: %w", resp, err)
 		}
-		return &Response{Data: data}, nil
+		return &wire.Reply{Data: data}, nil
 	})
 	schemas := map[string]string{
 		"request_schema":  schemaOf[Req](),
@@ -147,7 +149,7 @@ func Endpoint[Req, Resp any](name string, fn func(ctx context.Context, req Req) 
 }
 
 func validate(req any) error {
-	v, ok := req.(Validator)
+	v, ok := req.(wire.Validator)
 	if !ok {
 		// A Validate method on the value receiver is in the pointer's
 		// method set too, so one check covers both.
@@ -157,11 +159,11 @@ func validate(req any) error {
 	if err == nil {
 		return nil
 	}
-	var e *Error
+	var e *wire.Error
 	if errors.As(err, &e) {
 		return e
 	}
-	return &Error{Code: CodeBadRequest, Message: err.Error(), cause: err}
+	return wire.NewError(wire.CodeBadRequest, err.Error()).WithCause(err)
 }
 
 func schemaOf[T any]() string {
@@ -188,25 +190,25 @@ func decodeStrict(data []byte, v any) error {
 	}
 	end := dec.InputOffset()
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return NewError(CodeBadRequest, fmt.Sprintf("malformed JSON: unexpected data after the request object (offset %d)", end))
+		return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("malformed JSON: unexpected data after the request object (offset %d)", end))
 	}
 	return nil
 }
 
-func decodeError(err error) *Error {
+func decodeError(err error) *wire.Error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return NewError(CodeBadRequest, fmt.Sprintf("malformed JSON at offset %d: %s", syntax.Offset, strings.TrimPrefix(syntax.Error(), "json: ")))
+		return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("malformed JSON at offset %d: %s", syntax.Offset, strings.TrimPrefix(syntax.Error(), "json: ")))
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return NewError(CodeBadRequest, "malformed JSON: unexpected end of input")
+		return wire.NewError(wire.CodeBadRequest, "malformed JSON: unexpected end of input")
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
-			return NewError(CodeBadRequest, fmt.Sprintf("request must be a JSON %s, got %s", jsonKind(typ.Type), typ.Value))
+			return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("request must be a JSON %s, got %s", jsonKind(typ.Type), typ.Value))
 		}
-		return NewError(CodeBadRequest, "invalid request", Detail{
+		return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{
 			Field:   field,
 			Message: fmt.Sprintf("must be %s, got %s", jsonKind(typ.Type), typ.Value),
 		})
@@ -216,9 +218,9 @@ func decodeError(err error) *Error {
 		if unq, qerr := strconv.Unquote(name); qerr == nil {
 			name = unq
 		}
-		return NewError(CodeBadRequest, "invalid request", Detail{Field: name, Message: "unknown field"})
+		return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{Field: name, Message: "unknown field"})
 	}
-	return NewError(CodeBadRequest, "malformed JSON: "+strings.TrimPrefix(err.Error(), "json: "))
+	return wire.NewError(wire.CodeBadRequest, "malformed JSON: "+strings.TrimPrefix(err.Error(), "json: "))
 }
 
 func jsonKind(t reflect.Type) string {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 type echoReq struct {
@@ -16,7 +17,7 @@ type echoReq struct {
 }
 
 func (r echoReq) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	if r.Text == "" {
 		v.Add("text", "is required")
 	}
@@ -28,7 +29,7 @@ type echoResp struct {
 }
 
 // A typed endpoint on a micro service, called with the typed client.
-func ExampleEndpoint() {
+func ExampleTyped() {
 	dir, _ := os.MkdirTemp("", "example")
 	defer os.RemoveAll(dir)
 	ctx := context.Background()
@@ -42,7 +43,7 @@ func ExampleEndpoint() {
 	defer nc.Close()
 
 	svc, err := messaging.NewService(nc, messaging.ServiceConfig{Name: "echo", Version: "1.0.0"},
-		messaging.Endpoint("say", func(ctx context.Context, req echoReq) (echoResp, error) {
+		messaging.Typed("say", func(ctx context.Context, req echoReq) (echoResp, error) {
 			return echoResp{Echo: req.Text}, nil
 		}))
 	if err != nil {
@@ -52,24 +53,17 @@ func ExampleEndpoint() {
 	defer svc.Stop(ctx)
 
 	client, _ := messaging.NewClient(nc, messaging.WithTimeout(2*time.Second))
-	resp, err := messaging.Request[echoReq, echoResp](ctx, client, "echo.say", echoReq{Text: "hi"})
+	resp, err := wire.Call[echoReq, echoResp](ctx, client, "echo.say", echoReq{Text: "hi"})
 	fmt.Println(resp.Echo, err)
 
-	_, err = messaging.Request[echoReq, echoResp](ctx, client, "echo.say", echoReq{})
-	var e *messaging.Error
+	_, err = wire.Call[echoReq, echoResp](ctx, client, "echo.say", echoReq{})
+	var e *wire.Error
 	if errors.As(err, &e) {
 		fmt.Println(e.Code, e.Message, e.Details[0].Field, e.Details[0].Message)
 	}
-	fmt.Println(errors.Is(err, messaging.ErrBadRequest))
+	fmt.Println(errors.Is(err, wire.ErrBadRequest))
 	// Output:
 	// hi <nil>
 	// 400 invalid request text is required
 	// true
-}
-
-// Errors cross the wire as *messaging.Error and match the sentinels.
-func ExampleError() {
-	err := fmt.Errorf("load order: %w", messaging.NewError(messaging.CodeNotFound, `order "o1" not found`))
-	fmt.Println(errors.Is(err, messaging.ErrNotFound), messaging.CodeOf(err))
-	// Output: true 404
 }

@@ -7,10 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/wire"
 )
 
-// Msg is a request as middleware and raw handlers see it.
-type Msg struct {
+// Request is a request as a service sees it: what middleware and raw
+// handlers work on. (The client side of a call is [Client.Call].)
+type Request struct {
 	// Service and Endpoint name the micro service and endpoint serving it.
 	Service  string
 	Endpoint string
@@ -24,23 +27,17 @@ type Msg struct {
 	Received time.Time
 }
 
-// Response is a successful reply.
-type Response struct {
-	Header nats.Header
-	Data   []byte
-}
-
 // Handler serves one request. An error reply is made from a returned error
-// (see [Error] for how errors map onto status codes).
+// (see [wire.ErrorOf] for how errors map onto status codes).
 type Handler interface {
-	Serve(ctx context.Context, req *Msg) (*Response, error)
+	Serve(ctx context.Context, req *Request) (*wire.Reply, error)
 }
 
 // HandlerFunc adapts a function to the Handler interface.
-type HandlerFunc func(ctx context.Context, req *Msg) (*Response, error)
+type HandlerFunc func(ctx context.Context, req *Request) (*wire.Reply, error)
 
 // Serve calls f.
-func (f HandlerFunc) Serve(ctx context.Context, req *Msg) (*Response, error) {
+func (f HandlerFunc) Serve(ctx context.Context, req *Request) (*wire.Reply, error) {
 	return f(ctx, req)
 }
 

@@ -2,73 +2,16 @@ package messaging
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// Headers defined by Switchboard. They are part of the public contract
-// documented in docs/headers.md.
-const (
-	// HeaderDeadline carries the caller's absolute deadline as an RFC 3339
-	// timestamp with nanoseconds, in UTC (time.RFC3339Nano). The handler's
-	// context ends at that instant; a request that arrives after it is
-	// answered 504 without being worked on. An absolute time (rather than
-	// a remaining duration) also counts the time a request waited in
-	// queues; it assumes hosts' clocks are synchronised (NTP), as usual.
-	HeaderDeadline = "Switchboard-Deadline"
-	// HeaderRequestID identifies one logical request across services; the
-	// client sets it when the caller's context has none, and it is logged
-	// with every record of the request.
-	HeaderRequestID = "Switchboard-Request-Id"
-	// HeaderIdempotencyKey makes a retried write return the first result
-	// instead of applying twice (endpoints that support it say so).
-	HeaderIdempotencyKey = "Idempotency-Key"
-	// HeaderEventType, HeaderEventID and HeaderVersion are set on every
-	// event a service publishes: the event type (e.g. "user.created"), its
-	// unique id (also its Nats-Msg-Id, for de-duplication by consumers),
-	// and the entity's version after the event.
-	HeaderEventType = "Switchboard-Event-Type"
-	HeaderEventID   = "Switchboard-Event-Id"
-	HeaderVersion   = "Switchboard-Version"
-	// HeaderErrorCode and HeaderError are micro's error headers.
-	HeaderErrorCode = "Nats-Service-Error-Code"
-	HeaderError     = "Nats-Service-Error"
-)
-
-// FormatDeadline formats t for HeaderDeadline.
-func FormatDeadline(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-// ParseDeadline parses a HeaderDeadline value.
-func ParseDeadline(v string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%s header %q: want an RFC 3339 timestamp: %w", HeaderDeadline, v, ErrBadRequest)
-	}
-	return t, nil
-}
-
-type requestIDKey struct{}
-
-// WithRequestID returns a context that carries the request id id; the client
-// sends it in HeaderRequestID, so a chain of calls shares one id.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestID returns the request id carried by ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 type requestKey struct{}
 
-// MsgFromContext returns the raw request a typed handler is serving, for
+// RequestFromContext returns the request a typed handler is serving, for
 // the handlers that need its headers (an idempotency key, say).
-func MsgFromContext(ctx context.Context) (*Msg, bool) {
-	r, ok := ctx.Value(requestKey{}).(*Msg)
+func RequestFromContext(ctx context.Context) (*Request, bool) {
+	r, ok := ctx.Value(requestKey{}).(*Request)
 	return r, ok
 }
 

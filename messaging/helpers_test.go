@@ -19,7 +19,7 @@ func connect(t testing.TB, srv *embedded.Server) *nats.Conn {
 	return embeddedtest.Connect(t, srv, t.Name())
 }
 
-func newService(t testing.TB, nc *nats.Conn, cfg messaging.ServiceConfig, routes ...messaging.Route) *messaging.Service {
+func newService(t testing.TB, nc *nats.Conn, cfg messaging.ServiceConfig, routes ...messaging.Endpoint) *messaging.Service {
 	t.Helper()
 	if cfg.Name == "" {
 		cfg.Name = "test"
@@ -46,20 +46,4 @@ func newClient(t testing.TB, nc *nats.Conn, opts ...messaging.ClientOption) *mes
 		t.Fatalf("new client: %v", err)
 	}
 	return c
-}
-
-// checkFor polls f until it returns nil or the timeout passes.
-func checkFor(t testing.TB, timeout, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
 }

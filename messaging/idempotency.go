@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// MaxIdempotencyKey is the longest Idempotency-Key accepted, in bytes.
-const MaxIdempotencyKey = 200
+	"github.com/devloop/switchboard/wire"
+)
 
 // IdempotencyKeys remembers, in a KV bucket, which entity the first request
 // with an Idempotency-Key created, so a retry returns it instead of
@@ -55,16 +54,16 @@ func (k *IdempotencyKeys) Claim(ctx context.Context, key, id string) (string, er
 }
 
 // IdempotencyKey returns the request's Idempotency-Key header ("" when
-// absent), or a 400 when it is longer than MaxIdempotencyKey.
+// absent), or a 400 when it is longer than wire.MaxIdempotencyKey.
 func IdempotencyKey(ctx context.Context) (string, error) {
-	m, ok := MsgFromContext(ctx)
+	m, ok := RequestFromContext(ctx)
 	if !ok {
 		return "", nil
 	}
-	key := header(m.Header, HeaderIdempotencyKey)
-	if len(key) > MaxIdempotencyKey {
-		return "", NewError(CodeBadRequest, "invalid request",
-			Detail{Field: HeaderIdempotencyKey, Message: fmt.Sprintf("must be at most %d bytes", MaxIdempotencyKey)})
+	key := header(m.Header, wire.HeaderIdempotencyKey)
+	if len(key) > wire.MaxIdempotencyKey {
+		return "", wire.NewError(wire.CodeBadRequest, "invalid request",
+			wire.Detail{Field: wire.HeaderIdempotencyKey, Message: fmt.Sprintf("must be at most %d bytes", wire.MaxIdempotencyKey)})
 	}
 	return key, nil
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/devloop/switchboard/wire"
 )
 
 // EnsureStream declares a stream from code, so every replica can call it at
@@ -99,7 +101,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, opts ..
 	ack, err := js.PublishMsg(ctx, msg, publishOpts(opts)...)
 	if err != nil {
 		if IsWrongLastSequence(err) {
-			return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("%s changed concurrently", msg.Subject), cause: err}
+			return nil, wire.NewError(wire.CodeConflict, fmt.Sprintf("%s changed concurrently", msg.Subject)).WithCause(err)
 		}
 		return nil, fmt.Errorf("publish %s: %w", msg.Subject, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestEnsureStreamIsIdempotent(t *testing.T) {
@@ -64,7 +65,7 @@ func TestPublishExpectations(t *testing.T) {
 	}
 	// Expecting an empty subject fails now that it has a message.
 	_, err = messaging.Publish(ctx, js, msg("2"), messaging.ExpectLastSubjectSequence(0))
-	if !errors.Is(err, messaging.ErrConflict) {
+	if !errors.Is(err, wire.ErrConflict) {
 		t.Fatalf("stale expectation: err = %v, want ErrConflict", err)
 	}
 	second, err := messaging.Publish(ctx, js, msg("2"), messaging.ExpectLastSubjectSequence(first.Sequence))

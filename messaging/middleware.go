@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+
+	"github.com/devloop/switchboard/wire"
 )
 
 // Logging logs each request once it is answered, with its subject, endpoint,
@@ -17,8 +19,8 @@ import (
 // context carries a request id, so downstream calls share it.
 func Logging(logger *slog.Logger) Middleware {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, req *Msg) (*Response, error) {
-			id := header(req.Header, HeaderRequestID)
+		return HandlerFunc(func(ctx context.Context, req *Request) (*wire.Reply, error) {
+			id := header(req.Header, wire.HeaderRequestID)
 			if id == "" {
 				id = nuid.Next()
 			}
@@ -28,13 +30,13 @@ func Logging(logger *slog.Logger) Middleware {
 				slog.String("subject", req.Subject),
 				slog.String("request_id", id),
 			}
-			ctx = context.WithValue(WithRequestID(ctx, id), loggerKey{}, &lazyLogger{base: logger, attrs: attrs})
+			ctx = context.WithValue(wire.WithRequestID(ctx, id), loggerKey{}, &lazyLogger{base: logger, attrs: attrs})
 			resp, err := next.Serve(ctx, req)
 			status := 200
 			level := slog.LevelDebug
 			var errAttr []any
 			if err != nil {
-				e := toError(err)
+				e := wire.ErrorOf(err)
 				status = e.Code
 				if status >= 500 {
 					level = slog.LevelError
@@ -54,13 +56,13 @@ func Logging(logger *slog.Logger) Middleware {
 // stack once; the service keeps serving.
 func Recover() Middleware {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, req *Msg) (resp *Response, err error) {
+		return HandlerFunc(func(ctx context.Context, req *Request) (resp *wire.Reply, err error) {
 			defer func() {
 				if v := recover(); v != nil {
 					LoggerFrom(ctx).LogAttrs(ctx, slog.LevelError, "handler panicked",
 						slog.String("panic", fmt.Sprint(v)),
 						slog.String("stack", string(debug.Stack())))
-					resp, err = nil, &Error{Code: CodeInternal, Message: "internal error", cause: fmt.Errorf("panic: %v", v)}
+					resp, err = nil, wire.NewError(wire.CodeInternal, "internal error").WithCause(fmt.Errorf("panic: %v", v))
 				}
 			}()
 			return next.Serve(ctx, req)
@@ -74,19 +76,19 @@ func Recover() Middleware {
 // 504 without calling the handler: nobody is waiting for the result.
 func Deadline(max time.Duration) Middleware {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, req *Msg) (*Response, error) {
+		return HandlerFunc(func(ctx context.Context, req *Request) (*wire.Reply, error) {
 			deadline := req.Received.Add(max)
-			if v := header(req.Header, HeaderDeadline); v != "" {
-				t, err := ParseDeadline(v)
+			if v := header(req.Header, wire.HeaderDeadline); v != "" {
+				t, err := wire.ParseDeadline(v)
 				if err != nil {
-					return nil, NewError(CodeBadRequest, err.Error())
+					return nil, err
 				}
 				if t.Before(deadline) {
 					deadline = t
 				}
 			}
 			if !time.Now().Before(deadline) {
-				return nil, NewError(CodeDeadlineExceeded, "deadline exceeded before the request was handled")
+				return nil, wire.NewError(wire.CodeDeadlineExceeded, "deadline exceeded before the request was handled")
 			}
 			ctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()

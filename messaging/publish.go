@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/devloop/switchboard/wire"
 )
 
 // Defaults of a Publisher.
@@ -107,16 +109,16 @@ func (p *Publisher) Msg(ctx context.Context, ev OutEvent) (*nats.Msg, error) {
 		h[k] = v
 	}
 	h.Set(jetstream.MsgIDHeader, id)
-	h.Set(HeaderEventID, id)
+	h.Set(wire.HeaderEventID, id)
 	if ev.Type != "" {
-		h.Set(HeaderEventType, ev.Type)
+		h.Set(wire.HeaderEventType, ev.Type)
 	}
 	if ev.Version > 0 {
-		h.Set(HeaderVersion, strconv.FormatInt(ev.Version, 10))
+		h.Set(wire.HeaderVersion, strconv.FormatInt(ev.Version, 10))
 	}
 	h.Set("Content-Type", "application/json")
-	if rid := RequestID(ctx); rid != "" {
-		h.Set(HeaderRequestID, rid)
+	if rid := wire.RequestID(ctx); rid != "" {
+		h.Set(wire.HeaderRequestID, rid)
 	}
 	return &nats.Msg{Subject: ev.Subject, Header: h, Data: data}, nil
 }
@@ -159,7 +161,7 @@ func (p *Publisher) Publish(ctx context.Context, ev OutEvent, opts ...PublishOpt
 			return ack, nil
 		case err := <-fut.Err():
 			if IsWrongLastSequence(err) {
-				return nil, &Error{Code: CodeConflict, Message: fmt.Sprintf("%s changed concurrently", ev.Subject), cause: err}
+				return nil, wire.NewError(wire.CodeConflict, fmt.Sprintf("%s changed concurrently", ev.Subject)).WithCause(err)
 			}
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestPublisher(t *testing.T) {
@@ -24,7 +26,7 @@ func TestPublisher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := messaging.WithRequestID(t.Context(), "req-1")
+	ctx := wire.WithRequestID(t.Context(), "req-1")
 	ev := messaging.OutEvent{Subject: "events.o1.placed", Type: "order.placed", ID: "ev-1", Version: 1, Data: thing{N: 1}}
 	first, err := pub.Publish(ctx, ev)
 	if err != nil {
@@ -40,8 +42,8 @@ func TestPublisher(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"Nats-Msg-Id": "ev-1", messaging.HeaderEventID: "ev-1", messaging.HeaderEventType: "order.placed",
-		messaging.HeaderVersion: "1", messaging.HeaderRequestID: "req-1", "Content-Type": "application/json",
+		"Nats-Msg-Id": "ev-1", wire.HeaderEventID: "ev-1", wire.HeaderEventType: "order.placed",
+		wire.HeaderVersion: "1", wire.HeaderRequestID: "req-1", "Content-Type": "application/json",
 	}
 	for k, v := range want {
 		if m.Header.Get(k) != v {
@@ -55,7 +57,7 @@ func TestPublisher(t *testing.T) {
 	// Optimistic concurrency over all of one entity's subjects.
 	_, err = pub.Publish(t.Context(), messaging.OutEvent{Subject: "events.o1.cancelled", Type: "order.cancelled", Data: thing{N: 2}},
 		messaging.ExpectLastSequenceFor("events.o1.*", 0))
-	if !errors.Is(err, messaging.ErrConflict) {
+	if !errors.Is(err, wire.ErrConflict) {
 		t.Fatalf("stale expectation: %v, want ErrConflict", err)
 	}
 	if _, err := pub.Publish(t.Context(), messaging.OutEvent{Subject: "events.o1.cancelled", Type: "order.cancelled", Data: thing{N: 2}},
@@ -94,16 +96,16 @@ func TestServiceShowsConsumerHealth(t *testing.T) {
 	js := eventsStream(t, nc)
 	c := consume(t, js, messaging.ConsumerConfig{Durable: "audit"}, func(context.Context, messaging.Event[thing]) error { return nil })
 	publishThings(t, js, 0, 3)
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if c.Stats(t.Context()).Handled != 3 {
 			return errors.New("not yet handled")
 		}
 		return nil
 	})
 	svc := newService(t, nc, messaging.ServiceConfig{Name: "audit", Consumers: []*messaging.Consumer{c}},
-		messaging.Endpoint("ping", func(context.Context, struct{}) (string, error) { return "pong", nil }))
+		messaging.Typed("ping", func(context.Context, struct{}) (string, error) { return "pong", nil }))
 
-	got, err := messaging.Request[struct{}, map[string]messaging.ConsumerStats](t.Context(), newClient(t, nc), "audit.consumers", struct{}{})
+	got, err := wire.Call[struct{}, map[string]messaging.ConsumerStats](t.Context(), newClient(t, nc), "audit.consumers", struct{}{})
 	if err != nil {
 		t.Fatal(err)
 	}

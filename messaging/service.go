@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/devloop/switchboard/wire"
 )
 
 // DefaultTimeout is how long a handler may work on a request that carries no
@@ -115,7 +117,7 @@ type EndpointStats struct {
 // NewService validates cfg and routes, then starts a micro service on nc
 // with one endpoint per route. Handlers of a route run concurrently, up to
 // its concurrency limit.
-func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Route) (*Service, error) {
+func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("%w: nil connection", ErrInvalidOption)
 	}
@@ -226,7 +228,7 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Route) (*Service, er
 	return s, nil
 }
 
-func subjectOf(service string, r Route) string {
+func subjectOf(service string, r Endpoint) string {
 	if r.opts.subject != "" {
 		return r.opts.subject
 	}
@@ -246,7 +248,7 @@ func orDefault(v, def int) int {
 // cannot take at once (413, 503) and hands the rest to a goroutine.
 func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 	return func(mr micro.Request) {
-		req := &Msg{
+		req := &Request{
 			Service:  s.cfg.Name,
 			Endpoint: ep.name,
 			Subject:  mr.Subject(),
@@ -257,7 +259,7 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 		reply := mr.Reply()
 		if len(req.Data) > ep.maxPayload {
 			ep.tooLarge.Add(1)
-			e := NewError(CodeTooLarge, fmt.Sprintf("payload of %d bytes is over this endpoint's limit of %d bytes", len(req.Data), ep.maxPayload))
+			e := wire.NewError(wire.CodeTooLarge, fmt.Sprintf("payload of %d bytes is over this endpoint's limit of %d bytes", len(req.Data), ep.maxPayload))
 			s.refuse(mr, e)
 			return
 		}
@@ -265,7 +267,7 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 		case ep.sem <- struct{}{}:
 		default:
 			ep.overload.Add(1)
-			s.refuse(mr, NewError(CodeUnavailable, fmt.Sprintf("overloaded: %d requests in flight on %s; retry later", cap(ep.sem), ep.subject)))
+			s.refuse(mr, wire.NewError(wire.CodeUnavailable, fmt.Sprintf("overloaded: %d requests in flight on %s; retry later", cap(ep.sem), ep.subject)))
 			return
 		}
 		s.inflight.add()
@@ -276,14 +278,14 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 			ep.handled.Add(1)
 			ep.nanos.Add(uint64(time.Since(req.Received)))
 			if err != nil {
-				e := toError(err)
+				e := wire.ErrorOf(err)
 				ep.mu.Lock()
 				ep.errors[e.Code]++
 				ep.mu.Unlock()
 				s.respond(reply, errorMsg(e))
 				return
 			}
-			msg := &nats.Msg{Data: resp.Data, Header: resp.Header}
+			msg := &nats.Msg{Data: resp.Data, Header: nats.Header(resp.Header)}
 			s.respond(reply, msg)
 		}()
 	}
@@ -291,7 +293,7 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 
 // refuse answers on micro's goroutine through micro, so that `nats micro
 // stats` counts refusals as errors.
-func (s *Service) refuse(mr micro.Request, e *Error) {
+func (s *Service) refuse(mr micro.Request, e *wire.Error) {
 	if mr.Reply() == "" {
 		return
 	}
@@ -313,12 +315,12 @@ func (s *Service) respond(reply string, msg *nats.Msg) {
 	}
 }
 
-func errorMsg(e *Error) *nats.Msg {
+func errorMsg(e *wire.Error) *nats.Msg {
 	body, _ := json.Marshal(e)
 	return &nats.Msg{
 		Header: nats.Header{
-			HeaderErrorCode: []string{strconv.Itoa(e.Code)},
-			HeaderError:     []string{headerSafe(e.Message)},
+			wire.HeaderErrorCode: []string{strconv.Itoa(e.Code)},
+			wire.HeaderError:     []string{headerSafe(e.Message)},
 		},
 		Data: body,
 	}
@@ -475,8 +477,8 @@ func (f *inflight) wait(ctx context.Context) error {
 const consumersEndpoint = "consumers"
 
 // consumersRoute answers with the health of cs, by consumer name.
-func consumersRoute(cs []*Consumer) Route {
-	return Endpoint(consumersEndpoint, func(context.Context, struct{}) (map[string]ConsumerStats, error) {
+func consumersRoute(cs []*Consumer) Endpoint {
+	return Typed(consumersEndpoint, func(context.Context, struct{}) (map[string]ConsumerStats, error) {
 		return consumerStats(cs), nil
 	}, WithDescription("Health of this service's JetStream consumers (also in its stats data)."))
 }

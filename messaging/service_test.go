@@ -13,7 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 type greetReq struct {
@@ -22,7 +24,7 @@ type greetReq struct {
 }
 
 func (r greetReq) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	if r.Name == "" {
 		v.Add("name", "is required")
 	}
@@ -56,7 +58,7 @@ func TestTypedEndpoint(t *testing.T) {
 	srv := startServer(t)
 	nc := connect(t, srv)
 	newService(t, nc, messaging.ServiceConfig{Name: "greeter"},
-		messaging.Endpoint("greet", greet, messaging.WithMaxPayload(1024)))
+		messaging.Typed("greet", greet, messaging.WithMaxPayload(1024)))
 	client := newClient(t, nc)
 
 	tests := []struct {
@@ -64,21 +66,21 @@ func TestTypedEndpoint(t *testing.T) {
 		givenData   string
 		wantCode    int
 		wantMessage string
-		wantDetails []messaging.Detail
+		wantDetails []wire.Detail
 		wantReply   string
 	}{
 		{name: "ok", givenData: `{"name":"Ada","age":36}`, wantReply: `{"greeting":"hello Ada"}`},
 		{name: "whitespace around object", givenData: " \n{\"name\":\"Ada\"}\n ", wantReply: `{"greeting":"hello Ada"}`},
 		{name: "validation details", givenData: `{"age":200}`, wantCode: 400, wantMessage: "invalid request",
-			wantDetails: []messaging.Detail{{Field: "name", Message: "is required"}, {Field: "age", Message: "must be between 0 and 150"}}},
+			wantDetails: []wire.Detail{{Field: "name", Message: "is required"}, {Field: "age", Message: "must be between 0 and 150"}}},
 		{name: "empty body is the zero request", givenData: ``, wantCode: 400, wantMessage: "invalid request",
-			wantDetails: []messaging.Detail{{Field: "name", Message: "is required"}}},
+			wantDetails: []wire.Detail{{Field: "name", Message: "is required"}}},
 		{name: "unknown field", givenData: `{"name":"Ada","nmae":"x"}`, wantCode: 400, wantMessage: "invalid request",
-			wantDetails: []messaging.Detail{{Field: "nmae", Message: "unknown field"}}},
+			wantDetails: []wire.Detail{{Field: "nmae", Message: "unknown field"}}},
 		{name: "wrong type", givenData: `{"name":"Ada","age":"old"}`, wantCode: 400, wantMessage: "invalid request",
-			wantDetails: []messaging.Detail{{Field: "age", Message: "must be an integer, got string"}}},
+			wantDetails: []wire.Detail{{Field: "age", Message: "must be an integer, got string"}}},
 		{name: "fraction for integer", givenData: `{"name":"Ada","age":3.5}`, wantCode: 400, wantMessage: "invalid request",
-			wantDetails: []messaging.Detail{{Field: "age", Message: "must be an integer, got number 3.5"}}},
+			wantDetails: []wire.Detail{{Field: "age", Message: "must be an integer, got number 3.5"}}},
 		{name: "not an object", givenData: `[1,2]`, wantCode: 400, wantMessage: "request must be a JSON an object, got array"},
 		{name: "malformed", givenData: `{"name":`, wantCode: 400, wantMessage: "malformed JSON: unexpected end of input"},
 		{name: "syntax error", givenData: `{"name" "Ada"}`, wantCode: 400, wantMessage: "malformed JSON at offset 9: invalid character '\"' after object key"},
@@ -104,7 +106,7 @@ func TestTypedEndpoint(t *testing.T) {
 			if got := reply.Header.Get(micro.ErrorHeader); got != tt.wantMessage {
 				t.Errorf("description header = %q, want %q", got, tt.wantMessage)
 			}
-			var body messaging.Error
+			var body wire.Error
 			if err := json.Unmarshal(reply.Data, &body); err != nil {
 				t.Fatalf("error body %q is not JSON: %v", reply.Data, err)
 			}
@@ -112,9 +114,9 @@ func TestTypedEndpoint(t *testing.T) {
 				t.Errorf("body = %+v, want code %d message %q details %v", body, tt.wantCode, tt.wantMessage, tt.wantDetails)
 			}
 
-			// The typed client sees the same error as *messaging.Error.
+			// The typed client sees the same error as *wire.Error.
 			_, err := client.Call(context.Background(), "greeter.greet", []byte(tt.givenData))
-			var e *messaging.Error
+			var e *wire.Error
 			if !errors.As(err, &e) || e.Code != tt.wantCode || e.Message != tt.wantMessage {
 				t.Errorf("client error = %v, want code %d %q", err, tt.wantCode, tt.wantMessage)
 			}
@@ -122,7 +124,7 @@ func TestTypedEndpoint(t *testing.T) {
 	}
 
 	// The service is still serving after every bad input above.
-	got, err := messaging.Request[greetReq, greetResp](context.Background(), client, "greeter.greet", greetReq{Name: "Bob"})
+	got, err := wire.Call[greetReq, greetResp](context.Background(), client, "greeter.greet", greetReq{Name: "Bob"})
 	if err != nil || got.Greeting != "hello Bob" {
 		t.Fatalf("after bad input: %v, %v", got, err)
 	}
@@ -131,12 +133,12 @@ func TestTypedEndpoint(t *testing.T) {
 func TestDefaultPayloadLimit(t *testing.T) {
 	srv := startServer(t)
 	nc := connect(t, srv)
-	newService(t, nc, messaging.ServiceConfig{Name: "greeter"}, messaging.Endpoint("greet", greet))
+	newService(t, nc, messaging.ServiceConfig{Name: "greeter"}, messaging.Typed("greet", greet))
 	client := newClient(t, nc)
 
 	big := []byte(`{"name":"` + strings.Repeat("a", messaging.DefaultMaxPayload) + `"}`)
 	_, err := client.Call(context.Background(), "greeter.greet", big)
-	if !errors.Is(err, messaging.ErrTooLarge) {
+	if !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("err = %v, want ErrTooLarge", err)
 	}
 }
@@ -146,17 +148,17 @@ func TestErrorMapping(t *testing.T) {
 	nc := connect(t, srv)
 	errSecret := errors.New("db password is hunter2")
 	newService(t, nc, messaging.ServiceConfig{Name: "errs"},
-		messaging.Endpoint("notfound", func(_ context.Context, _ struct{}) (struct{}, error) {
-			return struct{}{}, fmt.Errorf("user %q: %w", "u1", messaging.ErrNotFound)
+		messaging.Typed("notfound", func(_ context.Context, _ struct{}) (struct{}, error) {
+			return struct{}{}, fmt.Errorf("user %q: %w", "u1", wire.ErrNotFound)
 		}),
-		messaging.Endpoint("conflict", func(_ context.Context, _ struct{}) (struct{}, error) {
-			return struct{}{}, messaging.NewError(messaging.CodeConflict, "stale version", messaging.Detail{Field: "version", Message: "current is 3"})
+		messaging.Typed("conflict", func(_ context.Context, _ struct{}) (struct{}, error) {
+			return struct{}{}, wire.NewError(wire.CodeConflict, "stale version", wire.Detail{Field: "version", Message: "current is 3"})
 		}),
-		messaging.Endpoint("internal", func(_ context.Context, _ struct{}) (struct{}, error) {
+		messaging.Typed("internal", func(_ context.Context, _ struct{}) (struct{}, error) {
 			return struct{}{}, fmt.Errorf("load: %w", errSecret)
 		}),
-		messaging.Endpoint("toomany", func(_ context.Context, _ struct{}) (struct{}, error) {
-			return struct{}{}, messaging.Errorf(messaging.CodeTooManyRequests, "slow down: %w", messaging.ErrTooManyRequests)
+		messaging.Typed("toomany", func(_ context.Context, _ struct{}) (struct{}, error) {
+			return struct{}{}, wire.Errorf(wire.CodeTooManyRequests, "slow down: %w", wire.ErrTooManyRequests)
 		}),
 	)
 	client := newClient(t, nc)
@@ -168,19 +170,19 @@ func TestErrorMapping(t *testing.T) {
 		wantCode    int
 		wantMessage string
 	}{
-		{name: "wrapped sentinel", givenSubj: "errs.notfound", wantErr: messaging.ErrNotFound, wantCode: 404, wantMessage: `user "u1": not found`},
-		{name: "error with details", givenSubj: "errs.conflict", wantErr: messaging.ErrConflict, wantCode: 409, wantMessage: "stale version"},
-		{name: "internal error text is not sent", givenSubj: "errs.internal", wantErr: messaging.ErrInternal, wantCode: 500, wantMessage: "internal error"},
-		{name: "429", givenSubj: "errs.toomany", wantErr: messaging.ErrTooManyRequests, wantCode: 429, wantMessage: "slow down: too many requests"},
-		{name: "no responders", givenSubj: "errs.nobody", wantErr: messaging.ErrUnavailable, wantCode: 503, wantMessage: "no service answers on errs.nobody"},
+		{name: "wrapped sentinel", givenSubj: "errs.notfound", wantErr: wire.ErrNotFound, wantCode: 404, wantMessage: `user "u1": not found`},
+		{name: "error with details", givenSubj: "errs.conflict", wantErr: wire.ErrConflict, wantCode: 409, wantMessage: "stale version"},
+		{name: "internal error text is not sent", givenSubj: "errs.internal", wantErr: wire.ErrInternal, wantCode: 500, wantMessage: "internal error"},
+		{name: "429", givenSubj: "errs.toomany", wantErr: wire.ErrTooManyRequests, wantCode: 429, wantMessage: "slow down: too many requests"},
+		{name: "no responders", givenSubj: "errs.nobody", wantErr: wire.ErrUnavailable, wantCode: 503, wantMessage: "no service answers on errs.nobody"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := messaging.Request[struct{}, struct{}](context.Background(), client, tt.givenSubj, struct{}{})
+			_, err := wire.Call[struct{}, struct{}](context.Background(), client, tt.givenSubj, struct{}{})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want errors.Is %v", err, tt.wantErr)
 			}
-			var e *messaging.Error
+			var e *wire.Error
 			if !errors.As(err, &e) || e.Code != tt.wantCode || e.Message != tt.wantMessage {
 				t.Fatalf("err = %#v, want code %d message %q", err, tt.wantCode, tt.wantMessage)
 			}
@@ -190,8 +192,8 @@ func TestErrorMapping(t *testing.T) {
 		})
 	}
 
-	_, err := messaging.Request[struct{}, struct{}](context.Background(), client, "errs.conflict", struct{}{})
-	var e *messaging.Error
+	_, err := wire.Call[struct{}, struct{}](context.Background(), client, "errs.conflict", struct{}{})
+	var e *wire.Error
 	if !errors.As(err, &e) || len(e.Details) != 1 || e.Details[0].Field != "version" {
 		t.Fatalf("details lost: %#v", err)
 	}
@@ -201,7 +203,7 @@ func TestPanicIsRecovered(t *testing.T) {
 	srv := startServer(t)
 	nc := connect(t, srv)
 	newService(t, nc, messaging.ServiceConfig{Name: "boom"},
-		messaging.Endpoint("panic", func(_ context.Context, r greetReq) (greetResp, error) {
+		messaging.Typed("panic", func(_ context.Context, r greetReq) (greetResp, error) {
 			if r.Name == "panic" {
 				panic("kaboom")
 			}
@@ -210,12 +212,12 @@ func TestPanicIsRecovered(t *testing.T) {
 	client := newClient(t, nc)
 
 	for range 3 {
-		_, err := messaging.Request[greetReq, greetResp](context.Background(), client, "boom.panic", greetReq{Name: "panic"})
-		if !errors.Is(err, messaging.ErrInternal) {
+		_, err := wire.Call[greetReq, greetResp](context.Background(), client, "boom.panic", greetReq{Name: "panic"})
+		if !errors.Is(err, wire.ErrInternal) {
 			t.Fatalf("err = %v, want ErrInternal", err)
 		}
 	}
-	got, err := messaging.Request[greetReq, greetResp](context.Background(), client, "boom.panic", greetReq{Name: "ok"})
+	got, err := wire.Call[greetReq, greetResp](context.Background(), client, "boom.panic", greetReq{Name: "ok"})
 	if err != nil || got.Greeting != "fine" {
 		t.Fatalf("after panics: %v %v", got, err)
 	}
@@ -228,7 +230,7 @@ func TestDeadlinePropagates(t *testing.T) {
 	var calls int
 	var mu sync.Mutex
 	newService(t, nc, messaging.ServiceConfig{Name: "slow"},
-		messaging.Endpoint("wait", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		messaging.Typed("wait", func(ctx context.Context, _ struct{}) (struct{}, error) {
 			mu.Lock()
 			calls++
 			mu.Unlock()
@@ -241,7 +243,7 @@ func TestDeadlinePropagates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := client.Call(ctx, "slow.wait", nil)
-	if !errors.Is(err, messaging.ErrDeadlineExceeded) || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, wire.ErrDeadlineExceeded) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrDeadlineExceeded and context.DeadlineExceeded", err)
 	}
 	select {
@@ -255,7 +257,7 @@ func TestDeadlinePropagates(t *testing.T) {
 
 	// A request whose deadline passed before it arrived is not worked on.
 	hdr := nats.Header{}
-	hdr.Set(messaging.HeaderDeadline, messaging.FormatDeadline(time.Now().Add(-time.Second)))
+	hdr.Set(wire.HeaderDeadline, wire.FormatDeadline(time.Now().Add(-time.Second)))
 	reply := raw(t, nc, "slow.wait", nil, hdr)
 	if got := reply.Header.Get(micro.ErrorCodeHeader); got != "504" {
 		t.Fatalf("expired request: code %q, want 504", got)
@@ -266,7 +268,7 @@ func TestDeadlinePropagates(t *testing.T) {
 		t.Fatalf("handler called %d times, want 1 (the expired request must not run)", calls)
 	}
 
-	hdr.Set(messaging.HeaderDeadline, "tomorrow")
+	hdr.Set(wire.HeaderDeadline, "tomorrow")
 	reply = raw(t, nc, "slow.wait", nil, hdr)
 	if got := reply.Header.Get(micro.ErrorCodeHeader); got != "400" {
 		t.Fatalf("bad deadline header: code %q, want 400", got)
@@ -283,14 +285,14 @@ func TestClientTimeoutOption(t *testing.T) {
 		t.Fatalf("zero timeout: %v", err)
 	}
 	newService(t, nc, messaging.ServiceConfig{Name: "slow"},
-		messaging.Endpoint("wait", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		messaging.Typed("wait", func(ctx context.Context, _ struct{}) (struct{}, error) {
 			<-ctx.Done()
 			return struct{}{}, ctx.Err()
 		}))
 	client := newClient(t, nc, messaging.WithTimeout(100*time.Millisecond))
 	// No deadline on ctx: the client's default timeout applies.
 	_, err := client.Call(context.Background(), "slow.wait", nil)
-	if !errors.Is(err, messaging.ErrDeadlineExceeded) {
+	if !errors.Is(err, wire.ErrDeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrDeadlineExceeded", err)
 	}
 }
@@ -301,7 +303,7 @@ func TestSlowHandlerDoesNotBlockOthers(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
 	newService(t, nc, messaging.ServiceConfig{Name: "mixed"},
-		messaging.Endpoint("work", func(ctx context.Context, r greetReq) (greetResp, error) {
+		messaging.Typed("work", func(ctx context.Context, r greetReq) (greetResp, error) {
 			if r.Name == "slow" {
 				started <- struct{}{}
 				select {
@@ -316,14 +318,14 @@ func TestSlowHandlerDoesNotBlockOthers(t *testing.T) {
 
 	slowDone := make(chan error, 1)
 	go func() {
-		_, err := messaging.Request[greetReq, greetResp](context.Background(), client, "mixed.work", greetReq{Name: "slow"})
+		_, err := wire.Call[greetReq, greetResp](context.Background(), client, "mixed.work", greetReq{Name: "slow"})
 		slowDone <- err
 	}()
 	<-started
 	// The slow request holds its handler; fast ones on the same endpoint
 	// are still answered.
 	for i := range 10 {
-		got, err := messaging.Request[greetReq, greetResp](context.Background(), client, "mixed.work", greetReq{Name: fmt.Sprint("fast", i)})
+		got, err := wire.Call[greetReq, greetResp](context.Background(), client, "mixed.work", greetReq{Name: fmt.Sprint("fast", i)})
 		if err != nil || got.Greeting != fmt.Sprint("fast", i) {
 			t.Fatalf("fast request %d while slow in flight: %v %v", i, got, err)
 		}
@@ -340,7 +342,7 @@ func TestOverloadAnswers503AndServiceStays(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 2)
 	svc := newService(t, nc, messaging.ServiceConfig{Name: "busy"},
-		messaging.Endpoint("work", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		messaging.Typed("work", func(ctx context.Context, _ struct{}) (struct{}, error) {
 			started <- struct{}{}
 			select {
 			case <-release:
@@ -364,7 +366,7 @@ func TestOverloadAnswers503AndServiceStays(t *testing.T) {
 	<-started
 	for range 20 {
 		_, err := client.Call(context.Background(), "busy.work", nil)
-		if !errors.Is(err, messaging.ErrUnavailable) {
+		if !errors.Is(err, wire.ErrUnavailable) {
 			t.Fatalf("over the limit: err = %v, want ErrUnavailable", err)
 		}
 	}
@@ -396,7 +398,7 @@ func TestFloodDoesNotStopService(t *testing.T) {
 	nc := connect(t, srv)
 	release := make(chan struct{})
 	svc := newService(t, nc, messaging.ServiceConfig{Name: "flood"},
-		messaging.Endpoint("work", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		messaging.Typed("work", func(ctx context.Context, _ struct{}) (struct{}, error) {
 			select {
 			case <-release:
 			case <-ctx.Done():
@@ -424,7 +426,7 @@ func TestFloodDoesNotStopService(t *testing.T) {
 		t.Fatal(err)
 	}
 	var refused int
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
 		for {
 			select {
 			case m := <-replies:
@@ -446,7 +448,7 @@ func TestFloodDoesNotStopService(t *testing.T) {
 	// The released handlers free their slots just after; until then a new
 	// request may still be refused.
 	client := newClient(t, nc)
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		_, err := client.Call(context.Background(), "flood.work", nil)
 		return err
 	})
@@ -456,7 +458,7 @@ func TestInfoCarriesSchemas(t *testing.T) {
 	srv := startServer(t)
 	nc := connect(t, srv)
 	svc := newService(t, nc, messaging.ServiceConfig{Name: "greeter", Version: "1.2.3", Description: "says hello"},
-		messaging.Endpoint("greet", greet, messaging.WithDescription("Greets a person.")))
+		messaging.Typed("greet", greet, messaging.WithDescription("Greets a person.")))
 
 	info := svc.Info()
 	if info.Name != "greeter" || info.Version != "1.2.3" || info.Description != "says hello" || len(info.Endpoints) != 1 {
@@ -488,7 +490,7 @@ func TestReplicasShareLoad(t *testing.T) {
 	for _, name := range []string{"a", "b"} {
 		nc := connect(t, srv)
 		newService(t, nc, messaging.ServiceConfig{Name: "shared"},
-			messaging.Endpoint("who", func(_ context.Context, _ struct{}) (string, error) {
+			messaging.Typed("who", func(_ context.Context, _ struct{}) (string, error) {
 				mu.Lock()
 				served[name]++
 				mu.Unlock()
@@ -497,7 +499,7 @@ func TestReplicasShareLoad(t *testing.T) {
 	}
 	client := newClient(t, connect(t, srv))
 	for range 200 {
-		if _, err := messaging.Request[struct{}, string](context.Background(), client, "shared.who", struct{}{}); err != nil {
+		if _, err := wire.Call[struct{}, string](context.Background(), client, "shared.who", struct{}{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -514,7 +516,7 @@ func TestStopWaitsForInFlight(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{})
 	svc, err := messaging.NewService(nc, messaging.ServiceConfig{Name: "graceful", Version: "1.0.0"},
-		messaging.Endpoint("work", func(ctx context.Context, _ struct{}) (string, error) {
+		messaging.Typed("work", func(ctx context.Context, _ struct{}) (string, error) {
 			close(started)
 			<-release
 			return "done", nil
@@ -525,7 +527,7 @@ func TestStopWaitsForInFlight(t *testing.T) {
 	client := newClient(t, connect(t, srv))
 	replyErr := make(chan error, 1)
 	go func() {
-		got, err := messaging.Request[struct{}, string](context.Background(), client, "graceful.work", struct{}{})
+		got, err := wire.Call[struct{}, string](context.Background(), client, "graceful.work", struct{}{})
 		if err == nil && got != "done" {
 			err = fmt.Errorf("got %q", got)
 		}
@@ -535,9 +537,9 @@ func TestStopWaitsForInFlight(t *testing.T) {
 	stopErr := make(chan error, 1)
 	go func() { stopErr <- svc.Stop(context.Background()) }()
 	// New requests are no longer taken once the service stops.
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		_, err := client.Call(context.Background(), "graceful.work", nil)
-		if errors.Is(err, messaging.ErrUnavailable) {
+		if errors.Is(err, wire.ErrUnavailable) {
 			return nil
 		}
 		return fmt.Errorf("request during stop: %v", err)
@@ -560,7 +562,7 @@ func TestStopTimeoutCancelsHandlers(t *testing.T) {
 	started := make(chan struct{})
 	handlerErr := make(chan error, 1)
 	svc, err := messaging.NewService(nc, messaging.ServiceConfig{Name: "stuck", Version: "1.0.0"},
-		messaging.Endpoint("work", func(ctx context.Context, _ struct{}) (struct{}, error) {
+		messaging.Typed("work", func(ctx context.Context, _ struct{}) (struct{}, error) {
 			close(started)
 			<-ctx.Done()
 			handlerErr <- ctx.Err()
@@ -588,15 +590,15 @@ func TestInvalidServiceConfig(t *testing.T) {
 	tests := []struct {
 		name    string
 		cfg     messaging.ServiceConfig
-		routes  []messaging.Route
+		routes  []messaging.Endpoint
 		wantErr error
 	}{
 		{name: "bad max payload option", cfg: messaging.ServiceConfig{Name: "x", Version: "1.0.0"},
-			routes: []messaging.Route{messaging.Endpoint("a", greet, messaging.WithMaxPayload(0))}, wantErr: messaging.ErrInvalidOption},
+			routes: []messaging.Endpoint{messaging.Typed("a", greet, messaging.WithMaxPayload(0))}, wantErr: messaging.ErrInvalidOption},
 		{name: "bad concurrency option", cfg: messaging.ServiceConfig{Name: "x", Version: "1.0.0"},
-			routes: []messaging.Route{messaging.Endpoint("a", greet, messaging.WithMaxConcurrency(0))}, wantErr: messaging.ErrInvalidOption},
+			routes: []messaging.Endpoint{messaging.Typed("a", greet, messaging.WithMaxConcurrency(0))}, wantErr: messaging.ErrInvalidOption},
 		{name: "duplicate subject", cfg: messaging.ServiceConfig{Name: "x", Version: "1.0.0"},
-			routes: []messaging.Route{messaging.Endpoint("a", greet), messaging.Endpoint("b", greet, messaging.WithSubject("x.a"))}, wantErr: messaging.ErrInvalidOption},
+			routes: []messaging.Endpoint{messaging.Typed("a", greet), messaging.Typed("b", greet, messaging.WithSubject("x.a"))}, wantErr: messaging.ErrInvalidOption},
 		{name: "bad version", cfg: messaging.ServiceConfig{Name: "x", Version: "one"}, wantErr: micro.ErrConfigValidation},
 		{name: "bad name", cfg: messaging.ServiceConfig{Name: "x y", Version: "1.0.0"}, wantErr: micro.ErrConfigValidation},
 	}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications"
 	notifcontract "github.com/devloop/switchboard/services/notifications/contract"
@@ -191,7 +192,7 @@ func startProcess(t *testing.T, args ...string) *process {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	})
-	checkFor(t, readyTimeout, pollInterval, func() error {
+	testkit.Eventually(t, readyTimeout, pollInterval, func() error {
 		select {
 		case <-p.exited:
 			t.Fatalf("switchboard %s exited before ready: %v\nstderr:\n%s", strings.Join(args, " "), p.err, p.stderr)
@@ -466,7 +467,7 @@ func e2eOrders(t *testing.T, url string) orders.Order {
 	// USERS may dead-letter it too: select this consumer's by subject.
 	natsCLI(t, url, "pub", poisonSubject, "not json")
 	const dlSubject = "deadletter.USERS.orders-on-user-events"
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		stdout, stderr, err := runCLI(t, url, "nats", "stream", "get", "DEADLETTER", "--last-for", dlSubject)
 		if err != nil {
 			return fmt.Errorf("nats stream get DEADLETTER --last-for %s: %v\n%s%s", dlSubject, err, stdout, stderr)
@@ -505,7 +506,7 @@ func e2eOrders(t *testing.T, url string) orders.Order {
 		t.Logf("not checking nats stream view, which needs the script command: %s", scriptInstallHint)
 	}
 	// The consumer counts the dead letter once it is stored: poll.
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
 		stats, _ := natsReq[map[string]messaging.ConsumerStats](t, url, "orders.consumers", "")
 		st, ok := stats["orders-on-user-events"]
 		if !ok || st.DeadLettered != 1 || st.Stream != "USERS" {
@@ -516,7 +517,7 @@ func e2eOrders(t *testing.T, url string) orders.Order {
 
 	// Deleting the user cancels the order, through the consumer.
 	natsCLI(t, url, "req", "users.delete", fmt.Sprintf(`{"id":%q}`, linus.ID))
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		order, _ = natsReq[orders.Order](t, url, "orders.get", fmt.Sprintf(`{"id":%q}`, order.ID))
 		if order.Status != orders.StatusCancelled || order.CancelReason != "user deleted" || order.Version != 2 {
 			return fmt.Errorf("orders.get = %+v, want status cancelled, cancel_reason \"user deleted\", version 2", order)

@@ -13,27 +13,6 @@ import (
 	"time"
 )
 
-// checkFor calls f every interval until it returns nil, and fails the test
-// with f's last error once timeout has passed.
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("still failing after %v: %v", timeout, err)
-		case <-tick.C:
-		}
-	}
-}
-
 // syncBuffer is a bytes.Buffer that the goroutine under test can write while
 // the test reads it.
 type syncBuffer struct {

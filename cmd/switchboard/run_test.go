@@ -14,8 +14,10 @@ import (
 
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // Bounds on waits that should take well under a second; generous so that a
@@ -65,7 +67,7 @@ func startRun(t *testing.T, args ...string) *instance {
 // run returns first.
 func (in *instance) waitReady(t *testing.T) {
 	t.Helper()
-	checkFor(t, readyTimeout, pollInterval, func() error {
+	testkit.Eventually(t, readyTimeout, pollInterval, func() error {
 		select {
 		case <-in.done:
 			t.Fatalf("run returned before ready: %v\nstderr:\n%s", in.err, in.stderr)
@@ -116,8 +118,7 @@ func client(t *testing.T, url string) *messaging.Client {
 
 func createUser(t *testing.T, c *messaging.Client, name, email string, age int) contract.User {
 	t.Helper()
-	u, err := messaging.Request[contract.CreateRequest, contract.User](t.Context(), c, contract.SubjectCreate,
-		contract.CreateRequest{Name: name, Email: email, Age: &age})
+	u, err := contract.CreateUser(t.Context(), c, contract.CreateRequest{Name: name, Email: email, Age: &age})
 	if err != nil {
 		t.Fatalf("%s: %v", contract.SubjectCreate, err)
 	}
@@ -129,7 +130,7 @@ func createUser(t *testing.T, c *messaging.Client, name, email string, age int) 
 
 func getUser(t *testing.T, c *messaging.Client, id string) contract.User {
 	t.Helper()
-	u, err := messaging.Request[contract.GetRequest, contract.User](t.Context(), c, contract.SubjectGet, contract.GetRequest{ID: id})
+	u, err := contract.GetUser(t.Context(), c, contract.GetRequest{ID: id})
 	if err != nil {
 		t.Fatalf("%s %s: %v", contract.SubjectGet, id, err)
 	}
@@ -363,9 +364,9 @@ func TestDev(t *testing.T) {
 	if got := getUser(t, c, ada.ID); got != ada {
 		t.Errorf("%s = %+v, want %+v", contract.SubjectGet, got, ada)
 	}
-	_, err = messaging.Request[contract.CreateRequest, contract.User](t.Context(), c, contract.SubjectCreate, contract.CreateRequest{})
-	if !errors.Is(err, messaging.ErrBadRequest) {
-		t.Errorf("create with no fields: %v, want %v", err, messaging.ErrBadRequest)
+	_, err = contract.CreateUser(t.Context(), c, contract.CreateRequest{})
+	if !errors.Is(err, wire.ErrBadRequest) {
+		t.Errorf("create with no fields: %v, want %v", err, wire.ErrBadRequest)
 	}
 
 	if err := sb.stop(t); err != nil {
@@ -515,7 +516,7 @@ func TestRunExternalNATS(t *testing.T) {
 	if err := srv.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		code, body, err := getJSON(t.Context(), sb.opsURL+"/readyz")
 		if err != nil {
 			return err

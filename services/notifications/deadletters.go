@@ -12,6 +12,7 @@ import (
 
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // deadLetterPrefix is the subject prefix of this service's dead letters:
@@ -71,7 +72,7 @@ func toDeadLetter(m *jetstream.RawStreamMsg) contract.DeadLetter {
 		ID:           m.Sequence,
 		WebhookID:    firstOf(t.WebhookID, strings.TrimPrefix(m.Subject, deadLetterPrefix)),
 		EventID:      t.EventID,
-		EventType:    firstOf(t.EventType, m.Header.Get(messaging.HeaderEventType)),
+		EventType:    firstOf(t.EventType, m.Header.Get(wire.HeaderEventType)),
 		EventSubject: t.EventSubject,
 		Reason:       m.Header.Get(messaging.HeaderDeadLetterReason),
 		Error:        m.Header.Get(messaging.HeaderDeadLetterError),
@@ -90,17 +91,17 @@ func (d deadLetters) replay(ctx context.Context, seq uint64) error {
 	}
 	m, err := s.GetMsg(ctx, seq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !strings.HasPrefix(m.Subject, deadLetterPrefix) {
-		return messaging.Errorf(messaging.CodeNotFound, "no webhook dead letter %d", seq)
+		return wire.Errorf(wire.CodeNotFound, "no webhook dead letter %d", seq)
 	}
 	if err != nil {
 		return fmt.Errorf("read dead letter %d: %w", seq, err)
 	}
 	var t contract.Task
 	if err := json.Unmarshal(m.Data, &t); err != nil || !contract.ValidID(t.WebhookID) {
-		return messaging.Errorf(messaging.CodeConflict, "dead letter %d holds no delivery task", seq)
+		return wire.Errorf(wire.CodeConflict, "dead letter %d holds no delivery task", seq)
 	}
 	if _, ok := d.reg.get(t.WebhookID); !ok {
-		return messaging.Errorf(messaging.CodeNotFound, "webhook %q of dead letter %d no longer exists; put it again first", t.WebhookID, seq)
+		return wire.Errorf(wire.CodeNotFound, "webhook %q of dead letter %d no longer exists; put it again first", t.WebhookID, seq)
 	}
 	if _, err := d.pub.Publish(ctx, messaging.OutEvent{
 		Subject: contract.DeliverySubject(t.WebhookID),
@@ -120,7 +121,7 @@ func (d deadLetters) replay(ctx context.Context, seq uint64) error {
 // replayAll replays every dead letter of webhook id.
 func (d deadLetters) replayAll(ctx context.Context, id string) (int, error) {
 	if _, ok := d.reg.get(id); !ok {
-		return 0, messaging.Errorf(messaging.CodeNotFound, "webhook %q not found", id)
+		return 0, wire.Errorf(wire.CodeNotFound, "webhook %q not found", id)
 	}
 	n := 0
 	var after uint64

@@ -18,6 +18,7 @@ import (
 	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/notifications/contract"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // verify checks a request the way docs/notifications.md tells receivers to.
@@ -185,7 +186,7 @@ func TestReplayDeliversOnceAndClearsTheDeadLetter(t *testing.T) {
 	dl := e.waitDeadLetters(t, "broken", 1)[0]
 
 	fixed.set()
-	resp, err := messaging.Request[contract.ReplayRequest, contract.ReplayResponse](t.Context(), e.client,
+	resp, err := wire.Call[contract.ReplayRequest, contract.ReplayResponse](t.Context(), e.client,
 		contract.SubjectDeadLettersReplay, contract.ReplayRequest{ID: dl.ID})
 	if err != nil || resp.Replayed != 1 {
 		t.Fatalf("replay %d: %+v, %v", dl.ID, resp, err)
@@ -201,9 +202,9 @@ func TestReplayDeliversOnceAndClearsTheDeadLetter(t *testing.T) {
 	if dls := e.deadLetters(t, "broken"); len(dls) != 0 {
 		t.Errorf("dead letters after replay: %+v, want none", dls)
 	}
-	_, err = messaging.Request[contract.ReplayRequest, contract.ReplayResponse](t.Context(), e.client,
+	_, err = wire.Call[contract.ReplayRequest, contract.ReplayResponse](t.Context(), e.client,
 		contract.SubjectDeadLettersReplay, contract.ReplayRequest{ID: dl.ID})
-	if codeOf(err) != messaging.CodeNotFound {
+	if codeOf(err) != wire.CodeNotFound {
 		t.Errorf("replaying it again: %v, want 404", err)
 	}
 }
@@ -222,7 +223,7 @@ func TestReplayAll(t *testing.T) {
 	e.createUser(t, "gus")
 	e.waitDeadLetters(t, "gone", 2)
 	fixed.set()
-	resp, err := messaging.Request[contract.ReplayRequest, contract.ReplayResponse](t.Context(), e.client,
+	resp, err := wire.Call[contract.ReplayRequest, contract.ReplayResponse](t.Context(), e.client,
 		contract.SubjectDeadLettersReplay, contract.ReplayRequest{WebhookID: "gone", All: true})
 	if err != nil || resp.Replayed != 2 {
 		t.Fatalf("replay all: %+v, %v", resp, err)
@@ -267,7 +268,7 @@ func TestPrivateAddressesRefused(t *testing.T) {
 	rc := newReceiver(t, nil)
 
 	_, err := e.put(t.Context(), webhook("literal", rc.URL, "users.events.*")) // http://127.0.0.1:port
-	if codeOf(err) != messaging.CodeBadRequest || !hasDetail(err, "url") {
+	if codeOf(err) != wire.CodeBadRequest || !hasDetail(err, "url") {
 		t.Fatalf("put %s: %v, want 400 with a detail on url", rc.URL, err)
 	}
 	local := "http://localhost:" + strconv.Itoa(rc.Listener.Addr().(*net.TCPAddr).Port) + "/hook"

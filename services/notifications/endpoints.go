@@ -8,26 +8,26 @@ import (
 // routes lists every subject the notifications service serves, each wired
 // to the handler that serves it. (micro endpoint names allow no dots,
 // hence the dashes.)
-func routes(s *Service) []messaging.Route {
+func routes(s *Service) []messaging.Endpoint {
 	dl := deadLetters{js: s.js, pub: s.pub, reg: s.reg}
-	return []messaging.Route{
-		messaging.Endpoint("webhooks-list", handleList(s.reg),
+	return []messaging.Endpoint{
+		messaging.Typed("webhooks-list", handleList(s.reg),
 			messaging.WithSubject(contract.SubjectWebhooksList),
 			messaging.WithDescription("List the webhooks, without their secrets (secret_set instead)."),
 			messaging.WithMaxPayload(4<<10)),
-		messaging.Endpoint("webhooks-put", handlePut(s),
+		messaging.Typed("webhooks-put", handlePut(s),
 			messaging.WithSubject(contract.SubjectWebhooksPut),
 			messaging.WithDescription("Create or replace a webhook: id, url, secret, subjects (filters under users.events.> or orders.events.>)."),
 			messaging.WithMaxPayload(64<<10)),
-		messaging.Endpoint("webhooks-delete", handleDelete(s),
+		messaging.Typed("webhooks-delete", handleDelete(s),
 			messaging.WithSubject(contract.SubjectWebhooksDelete),
 			messaging.WithDescription("Delete a webhook and its queued deliveries; 404 when unknown."),
 			messaging.WithMaxPayload(4<<10)),
-		messaging.Endpoint("deadletters-list", handleDeadLetters(dl),
+		messaging.Typed("deadletters-list", handleDeadLetters(dl),
 			messaging.WithSubject(contract.SubjectDeadLettersList),
 			messaging.WithDescription("List failed deliveries, of one webhook or all, paginated with limit and after (the id of the last one seen)."),
 			messaging.WithMaxPayload(4<<10)),
-		messaging.Endpoint("deadletters-replay", handleReplay(dl),
+		messaging.Typed("deadletters-replay", handleReplay(dl),
 			messaging.WithSubject(contract.SubjectDeadLettersReplay),
 			messaging.WithDescription("Deliver a dead letter again ({\"id\"}) or all of a webhook's ({\"webhook_id\", \"all\": true}), and remove it from the list."),
 			messaging.WithMaxPayload(4<<10)),

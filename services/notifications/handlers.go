@@ -9,6 +9,7 @@ import (
 
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func handleList(reg *registry) func(context.Context, contract.ListRequest) (contract.ListResponse, error) {
@@ -44,14 +45,14 @@ func handleDelete(s *Service) func(context.Context, contract.DeleteRequest) (con
 	return func(ctx context.Context, req contract.DeleteRequest) (contract.DeleteResponse, error) {
 		cur, err := s.kv.Get(ctx, req.ID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return contract.DeleteResponse{}, messaging.Errorf(messaging.CodeNotFound, "webhook %q not found", req.ID)
+			return contract.DeleteResponse{}, wire.Errorf(wire.CodeNotFound, "webhook %q not found", req.ID)
 		}
 		if err != nil {
 			return contract.DeleteResponse{}, fmt.Errorf("get webhook %q: %w", req.ID, err)
 		}
 		if err := s.kv.Delete(ctx, req.ID, jetstream.LastRevision(cur.Revision())); err != nil {
 			if messaging.IsWrongLastSequence(err) {
-				return contract.DeleteResponse{}, messaging.Errorf(messaging.CodeConflict, "webhook %q changed meanwhile; try again", req.ID)
+				return contract.DeleteResponse{}, wire.Errorf(wire.CodeConflict, "webhook %q changed meanwhile; try again", req.ID)
 			}
 			return contract.DeleteResponse{}, fmt.Errorf("delete webhook %q: %w", req.ID, err)
 		}

@@ -16,11 +16,13 @@ import (
 
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/notifications/contract"
 	"github.com/devloop/switchboard/services/users"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 const testSecret = "s3cret-s3cret-s3cret"
@@ -105,22 +107,6 @@ func connect(t *testing.T, srv *embedded.Server, name string) *nats.Conn {
 	return nc
 }
 
-// checkFor polls f until it returns nil or the timeout passes.
-func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
-}
-
 // hit is one request a receiver got.
 type hit struct {
 	at     time.Time
@@ -164,7 +150,7 @@ func (rc *receiver) got() []hit {
 func (rc *receiver) waitHits(t *testing.T, n int) []hit {
 	t.Helper()
 	var hits []hit
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if hits = rc.got(); len(hits) < n {
 			return fmt.Errorf("receiver got %d requests, want %d", len(hits), n)
 		}
@@ -183,7 +169,7 @@ func webhook(id, url string, subjects ...string) contract.Webhook {
 }
 
 func (e *env) put(ctx context.Context, h contract.Webhook) (contract.View, error) {
-	return messaging.Request[contract.Webhook, contract.View](ctx, e.client, contract.SubjectWebhooksPut, h)
+	return contract.PutWebhook(ctx, e.client, h)
 }
 
 func (e *env) mustPut(t *testing.T, h contract.Webhook) {
@@ -195,7 +181,7 @@ func (e *env) mustPut(t *testing.T, h contract.Webhook) {
 
 func (e *env) list(t *testing.T) contract.ListResponse {
 	t.Helper()
-	resp, err := messaging.Request[contract.ListRequest, contract.ListResponse](t.Context(), e.client, contract.SubjectWebhooksList, contract.ListRequest{})
+	resp, err := wire.Call[contract.ListRequest, contract.ListResponse](t.Context(), e.client, contract.SubjectWebhooksList, contract.ListRequest{})
 	if err != nil {
 		t.Fatalf("list webhooks: %v", err)
 	}
@@ -204,7 +190,7 @@ func (e *env) list(t *testing.T) contract.ListResponse {
 
 func (e *env) deadLetters(t *testing.T, webhookID string) []contract.DeadLetter {
 	t.Helper()
-	resp, err := messaging.Request[contract.DeadLettersRequest, contract.DeadLettersResponse](t.Context(), e.client,
+	resp, err := wire.Call[contract.DeadLettersRequest, contract.DeadLettersResponse](t.Context(), e.client,
 		contract.SubjectDeadLettersList, contract.DeadLettersRequest{WebhookID: webhookID})
 	if err != nil {
 		t.Fatalf("list dead letters: %v", err)
@@ -216,7 +202,7 @@ func (e *env) deadLetters(t *testing.T, webhookID string) []contract.DeadLetter 
 func (e *env) waitDeadLetters(t *testing.T, webhookID string, n int) []contract.DeadLetter {
 	t.Helper()
 	var dls []contract.DeadLetter
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if dls = e.deadLetters(t, webhookID); len(dls) != n {
 			return fmt.Errorf("%d dead letters of %s, want %d", len(dls), webhookID, n)
 		}
@@ -228,8 +214,7 @@ func (e *env) waitDeadLetters(t *testing.T, webhookID string, n int) []contract.
 func (e *env) createUser(t *testing.T, name string) userscontract.User {
 	t.Helper()
 	age := 30
-	u, err := messaging.Request[userscontract.CreateRequest, userscontract.User](t.Context(), e.client, userscontract.SubjectCreate,
-		userscontract.CreateRequest{Name: name, Email: name + "@example.com", Age: &age})
+	u, err := userscontract.CreateUser(t.Context(), e.client, userscontract.CreateRequest{Name: name, Email: name + "@example.com", Age: &age})
 	if err != nil {
 		t.Fatalf("create user %s: %v", name, err)
 	}
@@ -240,7 +225,7 @@ func (e *env) createUser(t *testing.T, name string) userscontract.User {
 // pending or unacknowledged: every task published so far was handled.
 func (e *env) waitSettled(t *testing.T, id string) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		info, err := e.js.Consumer(t.Context(), contract.Stream, contract.Consumer(id))
 		if err != nil {
 			return err
@@ -259,8 +244,8 @@ func (e *env) waitSettled(t *testing.T, id string) {
 // waitFannedOut waits until the users fan-out consumer handled n events.
 func (e *env) waitFannedOut(t *testing.T, n uint64) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		stats, err := messaging.Request[struct{}, map[string]messaging.ConsumerStats](t.Context(), e.client, contract.ServiceName+".consumers", struct{}{})
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		stats, err := wire.Call[struct{}, map[string]messaging.ConsumerStats](t.Context(), e.client, contract.ServiceName+".consumers", struct{}{})
 		if err != nil {
 			return err
 		}
@@ -273,7 +258,7 @@ func (e *env) waitFannedOut(t *testing.T, n uint64) {
 
 // codeOf returns the status code of err, or 0.
 func codeOf(err error) int {
-	var e *messaging.Error
+	var e *wire.Error
 	if errors.As(err, &e) {
 		return e.Code
 	}

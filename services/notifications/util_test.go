@@ -4,7 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 
-	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 type atomicBool struct{ v atomic.Bool }
@@ -12,10 +12,10 @@ type atomicBool struct{ v atomic.Bool }
 func (b *atomicBool) get() bool { return b.v.Load() }
 func (b *atomicBool) set()      { b.v.Store(true) }
 
-// hasDetail reports whether err is a *messaging.Error with a detail on
+// hasDetail reports whether err is a *wire.Error with a detail on
 // field.
 func hasDetail(err error, field string) bool {
-	var e *messaging.Error
+	var e *wire.Error
 	if !errors.As(err, &e) {
 		return false
 	}

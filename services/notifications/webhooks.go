@@ -14,8 +14,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // registry is this replica's view of the webhooks bucket. Entries keep the
@@ -176,9 +176,9 @@ func loadFile(path string, allowPrivate bool) ([]contract.Webhook, error) {
 // checkWebhook validates h and, when private addresses are refused, that
 // its URL is not a literal private address.
 func checkWebhook(h contract.Webhook, allowPrivate bool) error {
-	var v messaging.Violations
+	var v wire.Violations
 	if err := h.Validate(); err != nil {
-		var e *messaging.Error
+		var e *wire.Error
 		if !errors.As(err, &e) {
 			return err
 		}

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/notifications/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestPutRejectsInvalidWebhooks(t *testing.T) {
@@ -38,7 +38,7 @@ func TestPutRejectsInvalidWebhooks(t *testing.T) {
 			h := valid
 			tt.givenEdit(&h)
 			_, err := e.put(t.Context(), h)
-			if codeOf(err) != messaging.CodeBadRequest || !hasDetail(err, tt.wantField) {
+			if codeOf(err) != wire.CodeBadRequest || !hasDetail(err, tt.wantField) {
 				t.Errorf("put: %v, want 400 with a detail on %s", err, tt.wantField)
 			}
 		})
@@ -67,15 +67,15 @@ func TestListHidesSecretsAndDeleteRemoves(t *testing.T) {
 		t.Errorf("list = %+v, want [%+v]", got, want)
 	}
 
-	del, err := messaging.Request[contract.DeleteRequest, contract.DeleteResponse](t.Context(), e.client, contract.SubjectWebhooksDelete, contract.DeleteRequest{ID: "crm"})
+	del, err := contract.DeleteWebhook(t.Context(), e.client, contract.DeleteRequest{ID: "crm"})
 	if err != nil || !del.Deleted {
 		t.Fatalf("delete crm: %+v, %v", del, err)
 	}
 	if got := e.list(t).Webhooks; len(got) != 0 {
 		t.Errorf("list after delete = %+v, want none", got)
 	}
-	_, err = messaging.Request[contract.DeleteRequest, contract.DeleteResponse](t.Context(), e.client, contract.SubjectWebhooksDelete, contract.DeleteRequest{ID: "crm"})
-	if codeOf(err) != messaging.CodeNotFound {
+	_, err = contract.DeleteWebhook(t.Context(), e.client, contract.DeleteRequest{ID: "crm"})
+	if codeOf(err) != wire.CodeNotFound {
 		t.Errorf("delete crm again: %v, want 404", err)
 	}
 }
@@ -89,7 +89,7 @@ func TestDeletedWebhookGetsNothing(t *testing.T) {
 	e.mustPut(t, webhook("kept", kept.URL, "users.events.*"))
 	e.createUser(t, "jo")
 	gone.waitHits(t, 1)
-	if _, err := messaging.Request[contract.DeleteRequest, contract.DeleteResponse](t.Context(), e.client, contract.SubjectWebhooksDelete, contract.DeleteRequest{ID: "gone"}); err != nil {
+	if _, err := contract.DeleteWebhook(t.Context(), e.client, contract.DeleteRequest{ID: "gone"}); err != nil {
 		t.Fatal(err)
 	}
 	e.createUser(t, "kim")

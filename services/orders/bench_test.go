@@ -3,11 +3,12 @@ package orders_test
 import (
 	"context"
 	"fmt"
-	"github.com/devloop/switchboard/internal/benchload"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/devloop/switchboard/internal/benchload"
 
 	"github.com/nats-io/nats.go"
 
@@ -37,7 +38,7 @@ func BenchmarkOrdersCreate(b *testing.B) {
 				{SKU: "pen_blue.2", Quantity: 3, UnitPriceCents: 999},
 			},
 		}
-		o, err := messaging.Request[contract.CreateRequest, contract.Order](ctx, client, contract.SubjectCreate, req)
+		o, err := contract.CreateOrder(ctx, client, req)
 		if err != nil {
 			return err
 		}
@@ -88,8 +89,7 @@ func benchStartOrders(b *testing.B) (*messaging.Client, string) {
 		b.Fatal(err)
 	}
 	age := 36
-	u, err := messaging.Request[userscontract.CreateRequest, userscontract.User](ctx, client, userscontract.SubjectCreate,
-		userscontract.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.com", Age: &age})
+	u, err := userscontract.CreateUser(ctx, client, userscontract.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.com", Age: &age})
 	if err != nil {
 		b.Fatalf("create the user to order for: %v", err)
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // eventCount returns how many events the ORDERS stream holds on subject.
@@ -73,13 +73,13 @@ func TestCancelRefused(t *testing.T) {
 		wantErr        error
 		wantFields     []string
 	}{
-		{name: "already cancelled", givenCancelled: true, givenVersion: 2, wantErr: messaging.ErrConflict, wantFields: []string{"id"}},
-		{name: "already cancelled, stale version", givenCancelled: true, givenVersion: 1, wantErr: messaging.ErrConflict, wantFields: []string{"version"}},
-		{name: "version ahead", givenVersion: 2, wantErr: messaging.ErrConflict, wantFields: []string{"version"}},
-		{name: "unknown order", givenID: ulid.Make().String(), givenVersion: 1, wantErr: messaging.ErrNotFound},
-		{name: "version missing", givenVersion: 0, wantErr: messaging.ErrBadRequest, wantFields: []string{"version"}},
-		{name: "version negative", givenVersion: -1, wantErr: messaging.ErrBadRequest, wantFields: []string{"version"}},
-		{name: "reason too long", givenVersion: 1, givenReason: strings.Repeat("r", contract.MaxReasonChars+1), wantErr: messaging.ErrBadRequest, wantFields: []string{"reason"}},
+		{name: "already cancelled", givenCancelled: true, givenVersion: 2, wantErr: wire.ErrConflict, wantFields: []string{"id"}},
+		{name: "already cancelled, stale version", givenCancelled: true, givenVersion: 1, wantErr: wire.ErrConflict, wantFields: []string{"version"}},
+		{name: "version ahead", givenVersion: 2, wantErr: wire.ErrConflict, wantFields: []string{"version"}},
+		{name: "unknown order", givenID: ulid.Make().String(), givenVersion: 1, wantErr: wire.ErrNotFound},
+		{name: "version missing", givenVersion: 0, wantErr: wire.ErrBadRequest, wantFields: []string{"version"}},
+		{name: "version negative", givenVersion: -1, wantErr: wire.ErrBadRequest, wantFields: []string{"version"}},
+		{name: "reason too long", givenVersion: 1, givenReason: strings.Repeat("r", contract.MaxReasonChars+1), wantErr: wire.ErrBadRequest, wantFields: []string{"reason"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestConcurrentCancel(t *testing.T) {
 			t.Errorf("cancels %d and %d both succeeded", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, messaging.ErrConflict):
+		case !errors.Is(err, wire.ErrConflict):
 			t.Errorf("cancel %d: err = %v, want ErrConflict", i, err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 	users "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // UserEventsConsumer is the durable consumer of users.events that cancels a
@@ -39,7 +40,7 @@ func onUserEvent(s *store) func(context.Context, messaging.Event[users.Event]) e
 					continue
 				}
 				_, err := s.cancel(ctx, o.ID, 0, "user deleted")
-				if errors.Is(err, messaging.ErrConflict) {
+				if errors.Is(err, wire.ErrConflict) {
 					continue // cancelled meanwhile (by a person, or by an earlier delivery)
 				}
 				if err != nil {

@@ -13,10 +13,12 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders"
 	"github.com/devloop/switchboard/services/orders/contract"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // userEventsStats returns the stats of the consumer of user events, as
@@ -39,7 +41,7 @@ func userEventsStats(t *testing.T, c *messaging.Client) (messaging.ConsumerStats
 func waitHandled(t *testing.T, c *messaging.Client, n uint64) messaging.ConsumerStats {
 	t.Helper()
 	var st messaging.ConsumerStats
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		var err error
 		if st, err = userEventsStats(t, c); err != nil {
 			return err
@@ -71,7 +73,7 @@ func usersStream(t *testing.T, nc *nats.Conn) (jetstream.JetStream, jetstream.St
 func waitCancelledByDeletion(t *testing.T, c *messaging.Client, placed []contract.Order) []contract.Order {
 	t.Helper()
 	got := make([]contract.Order, len(placed))
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		for i, p := range placed {
 			o, err := get(t.Context(), c, p.ID)
 			if err != nil {
@@ -137,7 +139,7 @@ func TestUserDeletedCancelsOpenOrders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if typ := deleted.Header.Get(messaging.HeaderEventType); typ != userscontract.EventDeleted {
+	if typ := deleted.Header.Get(wire.HeaderEventType); typ != userscontract.EventDeleted {
 		t.Fatalf("last event of %s is %q, want %s", ada.ID, typ, userscontract.EventDeleted)
 	}
 	dup := nats.NewMsg(deleted.Subject)
@@ -207,7 +209,7 @@ func TestConsumerHealth(t *testing.T) {
 		return nil
 	}
 
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		all, err := consumerStats(t.Context(), e.client)
 		if err != nil {
 			return err

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestCreate(t *testing.T) {
@@ -93,19 +93,19 @@ func TestCreateIdempotencyKey(t *testing.T) {
 	ada := mustCreateUser(t, e.client, "Ada", "ada@example.com")
 	req := order(ada.ID)
 
-	key := strings.Repeat("k", messaging.MaxIdempotencyKey) // the longest accepted
-	first, err := create(ctx, e.client, req, messaging.WithIdempotencyKey(key))
+	key := strings.Repeat("k", wire.MaxIdempotencyKey) // the longest accepted
+	first, err := create(ctx, e.client, req, wire.WithIdempotencyKey(key))
 	if err != nil {
 		t.Fatalf("create with a %d-byte key: %v", len(key), err)
 	}
-	retry, err := create(ctx, e.client, req, messaging.WithIdempotencyKey(key))
+	retry, err := create(ctx, e.client, req, wire.WithIdempotencyKey(key))
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	if !reflect.DeepEqual(retry, first) {
 		t.Errorf("retry = %+v, want the first order %+v", retry, first)
 	}
-	other, err := create(ctx, e.client, req, messaging.WithIdempotencyKey("another key"))
+	other, err := create(ctx, e.client, req, wire.WithIdempotencyKey("another key"))
 	if err != nil {
 		t.Fatalf("create with another key: %v", err)
 	}
@@ -116,8 +116,8 @@ func TestCreateIdempotencyKey(t *testing.T) {
 		t.Errorf("orders = %q, want %q", got, want)
 	}
 
-	_, err = create(ctx, e.client, req, messaging.WithIdempotencyKey(key+"k"))
-	checkErr(t, err, messaging.ErrBadRequest, []string{messaging.HeaderIdempotencyKey})
+	_, err = create(ctx, e.client, req, wire.WithIdempotencyKey(key+"k"))
+	checkErr(t, err, wire.ErrBadRequest, []string{wire.HeaderIdempotencyKey})
 	if n := len(listAll(t, e.client, ada.ID, 0)); n != 2 {
 		t.Errorf("%d orders after a refused key, want 2", n)
 	}
@@ -131,7 +131,7 @@ func TestCreateIdempotencyKeyConcurrent(t *testing.T) {
 	ada := mustCreateUser(t, e.client, "Ada", "ada@example.com")
 
 	results, errs := race(racers, func(int) (contract.Order, error) {
-		return create(t.Context(), e.client, order(ada.ID), messaging.WithIdempotencyKey("checkout-42"))
+		return create(t.Context(), e.client, order(ada.ID), wire.WithIdempotencyKey("checkout-42"))
 	})
 	for i, err := range errs {
 		if err != nil {

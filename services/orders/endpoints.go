@@ -7,21 +7,21 @@ import (
 
 // routes lists every subject the orders service serves, each wired to the
 // handler that serves it.
-func routes(s *store, users Users) []messaging.Route {
-	return []messaging.Route{
-		messaging.Endpoint("create", handleCreate(s, users),
+func routes(s *store, users Users) []messaging.Endpoint {
+	return []messaging.Endpoint{
+		messaging.Typed("create", handleCreate(s, users),
 			messaging.WithSubject(contract.SubjectCreate),
 			messaging.WithDescription("Place an order for an existing user. Honours the Idempotency-Key header."),
 			messaging.WithMaxPayload(64<<10)),
-		messaging.Endpoint("get", handleGet(s),
+		messaging.Typed("get", handleGet(s),
 			messaging.WithSubject(contract.SubjectGet),
 			messaging.WithDescription("Get an order by id."),
 			messaging.WithMaxPayload(4<<10)),
-		messaging.Endpoint("list", handleList(s),
+		messaging.Typed("list", handleList(s),
 			messaging.WithSubject(contract.SubjectList),
 			messaging.WithDescription("List a user's orders in creation order, paginated with limit and after."),
 			messaging.WithMaxPayload(4<<10)),
-		messaging.Endpoint("cancel", handleCancel(s),
+		messaging.Typed("cancel", handleCancel(s),
 			messaging.WithSubject(contract.SubjectCancel),
 			messaging.WithDescription("Cancel a placed order at the version you read; 409 when stale or already cancelled."),
 			messaging.WithMaxPayload(4<<10)),

@@ -13,9 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // fetchAll reads every message of the ORDERS stream that filter matches,
@@ -64,7 +64,7 @@ func TestEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ada := mustCreateUser(t, e.client, "Ada", "ada@example.com")
-	ctx := messaging.WithRequestID(t.Context(), "checkout-request-1")
+	ctx := wire.WithRequestID(t.Context(), "checkout-request-1")
 	placed, err := create(ctx, e.client, order(ada.ID))
 	if err != nil {
 		t.Fatal(err)
@@ -105,25 +105,25 @@ func TestEvents(t *testing.T) {
 				t.Errorf("subject = %s, want %s", m.Subject(), tc.wantSubject)
 			}
 			h := m.Headers()
-			if got := h.Get(messaging.HeaderEventType); got != tc.wantType {
-				t.Errorf("%s = %q, want %q", messaging.HeaderEventType, got, tc.wantType)
+			if got := h.Get(wire.HeaderEventType); got != tc.wantType {
+				t.Errorf("%s = %q, want %q", wire.HeaderEventType, got, tc.wantType)
 			}
-			eventID := h.Get(messaging.HeaderEventID)
+			eventID := h.Get(wire.HeaderEventID)
 			if !userscontract.ValidID(eventID) || eventID != h.Get(jetstream.MsgIDHeader) {
-				t.Errorf("%s = %q, %s = %q: want one ULID", messaging.HeaderEventID, eventID, jetstream.MsgIDHeader, h.Get(jetstream.MsgIDHeader))
+				t.Errorf("%s = %q, %s = %q: want one ULID", wire.HeaderEventID, eventID, jetstream.MsgIDHeader, h.Get(jetstream.MsgIDHeader))
 			}
 			if seen[eventID] {
 				t.Errorf("event id %s used twice", eventID)
 			}
 			seen[eventID] = true
-			if got, want := h.Get(messaging.HeaderVersion), strconv.Itoa(i+1); got != want {
-				t.Errorf("%s = %q, want %q", messaging.HeaderVersion, got, want)
+			if got, want := h.Get(wire.HeaderVersion), strconv.Itoa(i+1); got != want {
+				t.Errorf("%s = %q, want %q", wire.HeaderVersion, got, want)
 			}
 			if got := h.Get("Content-Type"); got != "application/json" {
 				t.Errorf("Content-Type = %q, want application/json", got)
 			}
-			if tc.wantRequestID != "" && h.Get(messaging.HeaderRequestID) != tc.wantRequestID {
-				t.Errorf("%s = %q, want the creating request's %q", messaging.HeaderRequestID, h.Get(messaging.HeaderRequestID), tc.wantRequestID)
+			if tc.wantRequestID != "" && h.Get(wire.HeaderRequestID) != tc.wantRequestID {
+				t.Errorf("%s = %q, want the creating request's %q", wire.HeaderRequestID, h.Get(wire.HeaderRequestID), tc.wantRequestID)
 			}
 
 			var fields map[string]json.RawMessage
@@ -161,8 +161,8 @@ func TestEvents(t *testing.T) {
 		placedOnly := fetchAll(t, e, contract.EventSubjectPrefix+"*.placed")
 		var got []string
 		for _, m := range placedOnly {
-			if !strings.HasSuffix(m.Subject(), ".placed") || m.Headers().Get(messaging.HeaderEventType) != contract.EventPlaced {
-				t.Errorf("%s (%s) delivered to a consumer of placed events", m.Subject(), m.Headers().Get(messaging.HeaderEventType))
+			if !strings.HasSuffix(m.Subject(), ".placed") || m.Headers().Get(wire.HeaderEventType) != contract.EventPlaced {
+				t.Errorf("%s (%s) delivered to a consumer of placed events", m.Subject(), m.Headers().Get(wire.HeaderEventType))
 			}
 			var ev contract.Event
 			if err := json.Unmarshal(m.Data(), &ev); err != nil {

@@ -56,13 +56,12 @@ func Example() {
 		return
 	}
 	age := 36
-	ada, err := messaging.Request[userscontract.CreateRequest, userscontract.User](ctx, client, userscontract.SubjectCreate,
-		userscontract.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.com", Age: &age})
+	ada, err := userscontract.CreateUser(ctx, client, userscontract.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.com", Age: &age})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	o, err := messaging.Request[contract.CreateRequest, contract.Order](ctx, client, contract.SubjectCreate, contract.CreateRequest{
+	o, err := contract.CreateOrder(ctx, client, contract.CreateRequest{
 		UserID:   ada.ID,
 		Currency: "EUR",
 		Items: []contract.Item{
@@ -76,7 +75,7 @@ func Example() {
 	}
 	fmt.Println(o.Status, o.TotalCents, o.Currency)
 
-	_, err = messaging.Request[contract.CreateRequest, contract.Order](ctx, client, contract.SubjectCreate, contract.CreateRequest{
+	_, err = contract.CreateOrder(ctx, client, contract.CreateRequest{
 		UserID:   ada.ID,
 		Currency: "DEM",
 		Items:    []contract.Item{{SKU: "NOTEBOOK", Quantity: 1, UnitPriceCents: 1250}},

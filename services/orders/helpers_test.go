@@ -18,6 +18,7 @@ import (
 	"github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/services/users"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // env is one test's world: its own embedded server, a real users service,
@@ -101,28 +102,11 @@ func newClient(t *testing.T, nc *nats.Conn) *messaging.Client {
 	return c
 }
 
-// checkFor polls f until it returns nil or the timeout passes.
-func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
-}
-
 // The typed calls. The must* forms fail the test on error.
 
 func createUser(ctx context.Context, c *messaging.Client, name, email string) (userscontract.User, error) {
 	age := 36
-	return messaging.Request[userscontract.CreateRequest, userscontract.User](ctx, c, userscontract.SubjectCreate,
-		userscontract.CreateRequest{Name: name, Email: email, Age: &age})
+	return userscontract.CreateUser(ctx, c, userscontract.CreateRequest{Name: name, Email: email, Age: &age})
 }
 
 func mustCreateUser(t *testing.T, c *messaging.Client, name, email string) userscontract.User {
@@ -136,31 +120,31 @@ func mustCreateUser(t *testing.T, c *messaging.Client, name, email string) users
 
 func mustDeleteUser(t *testing.T, c *messaging.Client, id string) {
 	t.Helper()
-	_, err := messaging.Request[userscontract.DeleteRequest, userscontract.DeleteResponse](t.Context(), c,
+	_, err := wire.Call[userscontract.DeleteRequest, userscontract.DeleteResponse](t.Context(), c,
 		userscontract.SubjectDelete, userscontract.DeleteRequest{ID: id})
 	if err != nil {
 		t.Fatalf("delete user %s: %v", id, err)
 	}
 }
 
-func create(ctx context.Context, c *messaging.Client, req contract.CreateRequest, opts ...messaging.CallOption) (contract.Order, error) {
-	return messaging.Request[contract.CreateRequest, contract.Order](ctx, c, contract.SubjectCreate, req, opts...)
+func create(ctx context.Context, c *messaging.Client, req contract.CreateRequest, opts ...wire.CallOption) (contract.Order, error) {
+	return contract.CreateOrder(ctx, c, req, opts...)
 }
 
 func get(ctx context.Context, c *messaging.Client, id string) (contract.Order, error) {
-	return messaging.Request[contract.GetRequest, contract.Order](ctx, c, contract.SubjectGet, contract.GetRequest{ID: id})
+	return contract.GetOrder(ctx, c, contract.GetRequest{ID: id})
 }
 
 func list(ctx context.Context, c *messaging.Client, req contract.ListRequest) (contract.ListResponse, error) {
-	return messaging.Request[contract.ListRequest, contract.ListResponse](ctx, c, contract.SubjectList, req)
+	return contract.ListOrders(ctx, c, req)
 }
 
 func cancelOrder(ctx context.Context, c *messaging.Client, req contract.CancelRequest) (contract.Order, error) {
-	return messaging.Request[contract.CancelRequest, contract.Order](ctx, c, contract.SubjectCancel, req)
+	return contract.CancelOrder(ctx, c, req)
 }
 
 func consumerStats(ctx context.Context, c *messaging.Client) (map[string]messaging.ConsumerStats, error) {
-	return messaging.Request[struct{}, map[string]messaging.ConsumerStats](ctx, c, contract.ServiceName+".consumers", struct{}{})
+	return wire.Call[struct{}, map[string]messaging.ConsumerStats](ctx, c, contract.ServiceName+".consumers", struct{}{})
 }
 
 // order is a valid create request for user: 2×12.50 + 3×9.99 EUR.
@@ -233,11 +217,11 @@ func ids(all []contract.Order) []string {
 }
 
 // detailFields returns the fields of err's details, or an error when err is
-// not a *messaging.Error.
+// not a *wire.Error.
 func detailFields(err error) ([]string, error) {
-	var e *messaging.Error
+	var e *wire.Error
 	if !errors.As(err, &e) {
-		return nil, fmt.Errorf("error %v (%T) is not a *messaging.Error", err, err)
+		return nil, fmt.Errorf("error %v (%T) is not a *wire.Error", err, err)
 	}
 	fields := make([]string, len(e.Details))
 	for i, d := range e.Details {

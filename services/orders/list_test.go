@@ -8,8 +8,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestGetUnknown(t *testing.T) {
@@ -19,10 +19,10 @@ func TestGetUnknown(t *testing.T) {
 	mustCreate(t, e.client, order(ada.ID)) // the stream is not empty
 
 	_, err := get(t.Context(), e.client, ulid.Make().String())
-	checkErr(t, err, messaging.ErrNotFound, nil)
+	checkErr(t, err, wire.ErrNotFound, nil)
 	// A user id is not an order id.
 	_, err = get(t.Context(), e.client, ada.ID)
-	checkErr(t, err, messaging.ErrNotFound, nil)
+	checkErr(t, err, wire.ErrNotFound, nil)
 }
 
 func TestList(t *testing.T) {

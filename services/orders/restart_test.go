@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestRestartKeepsOrders(t *testing.T) {
@@ -23,7 +25,7 @@ func TestRestartKeepsOrders(t *testing.T) {
 	c := newClient(t, nc)
 	ada := mustCreateUser(t, c, "Ada", "ada@example.com")
 	alan := mustCreateUser(t, c, "Alan", "alan@example.com")
-	open, err := create(t.Context(), c, order(ada.ID), messaging.WithIdempotencyKey("cart-1"))
+	open, err := create(t.Context(), c, order(ada.ID), wire.WithIdempotencyKey("cart-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +53,13 @@ func TestRestartKeepsOrders(t *testing.T) {
 		t.Errorf("list after restart = %q, want %q", ids(got), []string{open.ID, cancelled.ID})
 	}
 	// The idempotency key is remembered.
-	retry, err := create(t.Context(), c, order(ada.ID), messaging.WithIdempotencyKey("cart-1"))
+	retry, err := create(t.Context(), c, order(ada.ID), wire.WithIdempotencyKey("cart-1"))
 	if err != nil || !reflect.DeepEqual(retry, open) {
 		t.Errorf("retry after restart = %+v, %v; want %+v", retry, err, open)
 	}
 	// Writes carry on from the stored versions and ids.
 	_, err = cancelOrder(t.Context(), c, contract.CancelRequest{ID: cancelled.ID, Version: 2})
-	checkErr(t, err, messaging.ErrConflict, nil)
+	checkErr(t, err, wire.ErrConflict, nil)
 	newer := mustCreate(t, c, order(ada.ID))
 	if got := ids(listAll(t, c, ada.ID, 0)); !slices.Equal(got, []string{open.ID, cancelled.ID, newer.ID}) {
 		t.Errorf("list after a create = %q, want %q", got, []string{open.ID, cancelled.ID, newer.ID})
@@ -71,7 +73,7 @@ func TestRestartKeepsOrders(t *testing.T) {
 		t.Errorf("order cancelled before the restart = %+v, want it unchanged: %+v", got, cancelled)
 	}
 	var st messaging.ConsumerStats
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if st, err = userEventsStats(t, c); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // IdempotencyBucket maps an Idempotency-Key to the order its first create
@@ -80,7 +81,7 @@ func decodeEvent(data []byte) (contract.Event, error) {
 }
 
 func notFound(id string) error {
-	return messaging.NewError(messaging.CodeNotFound, fmt.Sprintf("order %s not found", id))
+	return wire.NewError(wire.CodeNotFound, fmt.Sprintf("order %s not found", id))
 }
 
 // current returns the order and the stream sequence of its last event,
@@ -115,7 +116,7 @@ func (s *store) place(ctx context.Context, req contract.CreateRequest, key strin
 			return contract.Order{}, err
 		}
 		if first != id {
-			if o, err := s.get(ctx, first); err == nil || !errors.Is(err, messaging.ErrNotFound) {
+			if o, err := s.get(ctx, first); err == nil || !errors.Is(err, wire.ErrNotFound) {
 				return o, err
 			}
 			id = first // the first attempt did not finish: finish it
@@ -128,7 +129,7 @@ func (s *store) place(ctx context.Context, req contract.CreateRequest, key strin
 		Version: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.append(ctx, contract.EventPlaced, o, 0); err != nil {
-		if errors.Is(err, messaging.ErrConflict) && key != "" {
+		if errors.Is(err, wire.ErrConflict) && key != "" {
 			return s.get(ctx, id) // a concurrent retry got there first
 		}
 		return contract.Order{}, err
@@ -144,13 +145,13 @@ func (s *store) cancel(ctx context.Context, id string, version int64, reason str
 		return contract.Order{}, err
 	}
 	if version > 0 && o.Version != version {
-		return contract.Order{}, messaging.NewError(messaging.CodeConflict,
+		return contract.Order{}, wire.NewError(wire.CodeConflict,
 			fmt.Sprintf("version %d is stale: the order is at version %d", version, o.Version),
-			messaging.Detail{Field: "version", Message: fmt.Sprintf("current version is %d", o.Version)})
+			wire.Detail{Field: "version", Message: fmt.Sprintf("current version is %d", o.Version)})
 	}
 	if o.Status == contract.StatusCancelled {
-		return contract.Order{}, messaging.NewError(messaging.CodeConflict, fmt.Sprintf("order %s is already cancelled", id),
-			messaging.Detail{Field: "id", Message: "already cancelled"})
+		return contract.Order{}, wire.NewError(wire.CodeConflict, fmt.Sprintf("order %s is already cancelled", id),
+			wire.Detail{Field: "id", Message: "already cancelled"})
 	}
 	next := o
 	next.Status = contract.StatusCancelled
@@ -158,9 +159,9 @@ func (s *store) cancel(ctx context.Context, id string, version int64, reason str
 	next.Version++
 	next.UpdatedAt = s.now().UTC()
 	if err := s.append(ctx, contract.EventCancelled, next, seq); err != nil {
-		if errors.Is(err, messaging.ErrConflict) {
-			return contract.Order{}, messaging.NewError(messaging.CodeConflict, "the order changed concurrently; read it again and retry",
-				messaging.Detail{Field: "version", Message: "read the order again"})
+		if errors.Is(err, wire.ErrConflict) {
+			return contract.Order{}, wire.NewError(wire.CodeConflict, "the order changed concurrently; read it again and retry",
+				wire.Detail{Field: "version", Message: "read the order again"})
 		}
 		return contract.Order{}, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/devloop/switchboard/messaging"
 	users "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // Users is what orders needs from the users service.
@@ -31,24 +32,24 @@ type usersClient struct {
 func (u usersClient) Exists(ctx context.Context, id string) error {
 	callCtx, cancel := context.WithTimeout(ctx, u.timeout)
 	defer cancel()
-	_, err := messaging.Request[users.GetRequest, users.User](callCtx, u.client, users.SubjectGet, users.GetRequest{ID: id})
+	_, err := users.GetUser(callCtx, u.client, users.GetRequest{ID: id})
 	switch {
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
 		// The caller's own deadline ran out (504), not users' fault.
 		return ctx.Err()
-	case errors.Is(err, messaging.ErrNotFound):
-		return messaging.NewError(messaging.CodeBadRequest, "invalid request",
-			messaging.Detail{Field: "user_id", Message: "no such user"})
-	case errors.Is(err, messaging.ErrBadRequest):
-		return messaging.NewError(messaging.CodeBadRequest, "invalid request",
-			messaging.Detail{Field: "user_id", Message: "not accepted by the users service"})
+	case errors.Is(err, wire.ErrNotFound):
+		return wire.NewError(wire.CodeBadRequest, "invalid request",
+			wire.Detail{Field: "user_id", Message: "no such user"})
+	case errors.Is(err, wire.ErrBadRequest):
+		return wire.NewError(wire.CodeBadRequest, "invalid request",
+			wire.Detail{Field: "user_id", Message: "not accepted by the users service"})
 	}
 	msg := "users service unavailable; retry later"
-	var e *messaging.Error
+	var e *wire.Error
 	if errors.As(err, &e) {
 		msg = fmt.Sprintf("users service unavailable (%d %s); retry later", e.Code, e.Message)
 	}
-	return messaging.NewError(messaging.CodeUnavailable, msg)
+	return wire.NewError(wire.CodeUnavailable, msg)
 }

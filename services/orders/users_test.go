@@ -10,17 +10,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // checkNoSuchUser checks that err is the 400 naming user_id that an order
 // for a user who does not exist gets.
 func checkNoSuchUser(t *testing.T, err error) {
 	t.Helper()
-	checkErr(t, err, messaging.ErrBadRequest, []string{"user_id"})
-	var e *messaging.Error
+	checkErr(t, err, wire.ErrBadRequest, []string{"user_id"})
+	var e *wire.Error
 	if errors.As(err, &e) && e.Details[0].Message != "no such user" {
 		t.Errorf("user_id detail = %q, want %q", e.Details[0].Message, "no such user")
 	}
@@ -55,7 +55,7 @@ func TestUsersDown(t *testing.T) {
 		start := time.Now()
 		_, err := create(t.Context(), c, order(ulid.Make().String()))
 		t.Logf("create answered in %s: %v", time.Since(start), err)
-		checkErr(t, err, messaging.ErrUnavailable, nil)
+		checkErr(t, err, wire.ErrUnavailable, nil)
 	})
 	t.Run("stopped", func(t *testing.T) {
 		t.Parallel()
@@ -67,7 +67,7 @@ func TestUsersDown(t *testing.T) {
 		start := time.Now()
 		_, err := create(t.Context(), e.client, order(ada.ID))
 		t.Logf("create answered in %s: %v", time.Since(start), err)
-		checkErr(t, err, messaging.ErrUnavailable, nil)
+		checkErr(t, err, wire.ErrUnavailable, nil)
 
 		if got := mustGet(t, e.client, placed.ID); !reflect.DeepEqual(got, placed) {
 			t.Errorf("get with users down = %+v, want %+v", got, placed)
@@ -112,8 +112,8 @@ func TestUsersSlow(t *testing.T) {
 	start := time.Now()
 	_, err = create(ctx, c, order(ulid.Make().String()))
 	t.Logf("create answered in %s (orders bounds users calls at 2s; the caller allowed 5s): %v", time.Since(start), err)
-	checkErr(t, err, messaging.ErrUnavailable, nil)
-	if errors.Is(err, messaging.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+	checkErr(t, err, wire.ErrUnavailable, nil)
+	if errors.Is(err, wire.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v: the caller's deadline passed", err)
 	}
 
@@ -123,7 +123,7 @@ func TestUsersSlow(t *testing.T) {
 	default:
 		t.Fatal("the fake users.get responder received nothing")
 	}
-	got, err := messaging.ParseDeadline(h.Get(messaging.HeaderDeadline))
+	got, err := wire.ParseDeadline(h.Get(wire.HeaderDeadline))
 	if err != nil {
 		t.Fatalf("users.get request: %v", err)
 	}
@@ -131,21 +131,21 @@ func TestUsersSlow(t *testing.T) {
 	if got.After(callerDeadline) {
 		t.Errorf("users.get deadline %s is after the caller's %s", got, callerDeadline)
 	}
-	if h.Get(messaging.HeaderRequestID) == "" {
-		t.Errorf("users.get request carries no %s", messaging.HeaderRequestID)
+	if h.Get(wire.HeaderRequestID) == "" {
+		t.Errorf("users.get request carries no %s", wire.HeaderRequestID)
 	}
 
 	// A caller whose own deadline is shorter than orders' bound on users
 	// gets a 504: its budget, not users, ran out. Raw, so that the client's
 	// own timer cannot answer first.
 	hdr := nats.Header{}
-	hdr.Set(messaging.HeaderDeadline, messaging.FormatDeadline(time.Now().Add(300*time.Millisecond)))
+	hdr.Set(wire.HeaderDeadline, wire.FormatDeadline(time.Now().Add(300*time.Millisecond)))
 	body := []byte(`{"user_id":"` + ulid.Make().String() + `","items":[{"sku":"a","quantity":1,"unit_price_cents":1}],"currency":"EUR"}`)
 	reply, err := c2.RequestMsg(&nats.Msg{Subject: "orders.create", Header: hdr, Data: body}, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := reply.Header.Get(messaging.HeaderErrorCode); code != "504" {
+	if code := reply.Header.Get(wire.HeaderErrorCode); code != "504" {
 		t.Errorf("short caller deadline: code %q (%s), want 504", code, reply.Data)
 	}
 }

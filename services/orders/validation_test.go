@@ -8,8 +8,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // jsonString quotes s as a JSON string.
@@ -61,7 +61,7 @@ func TestValidation(t *testing.T) {
 		return fmt.Sprintf(`{"id":"{ORDER}","version":%s,"reason":%s}`, version, reason)
 	}
 
-	bad := messaging.ErrBadRequest
+	bad := wire.ErrBadRequest
 	tests := []struct {
 		name         string
 		givenSubject string
@@ -230,7 +230,7 @@ func TestPayloadLimits(t *testing.T) {
 				t.Errorf("%d bytes (the limit): %v", tc.wantLimit, err)
 			}
 			_, err := e.client.Call(t.Context(), tc.givenSubject, pad(tc.wantLimit+1))
-			checkErr(t, err, messaging.ErrTooLarge, []string{})
+			checkErr(t, err, wire.ErrTooLarge, []string{})
 		})
 	}
 }

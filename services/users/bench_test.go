@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/devloop/switchboard/internal/benchload"
 	"io"
 	"net"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/devloop/switchboard/internal/benchload"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -64,8 +65,7 @@ func BenchmarkUsers(b *testing.B) {
 	age := 36
 	get := func(env *benchEnv) func(context.Context) error {
 		return func(ctx context.Context) error {
-			u, err := messaging.Request[contract.GetRequest, contract.User](ctx, env.client, contract.SubjectGet,
-				contract.GetRequest{ID: env.userID})
+			u, err := contract.GetUser(ctx, env.client, contract.GetRequest{ID: env.userID})
 			if err != nil {
 				return err
 			}
@@ -100,8 +100,7 @@ func BenchmarkUsers(b *testing.B) {
 		{name: "create", call: func(env *benchEnv) func(context.Context) error {
 			return func(ctx context.Context) error {
 				email := fmt.Sprintf("bench-%d@example.com", env.emails.Add(1))
-				_, err := messaging.Request[contract.CreateRequest, contract.User](ctx, env.client, contract.SubjectCreate,
-					contract.CreateRequest{Name: "Bench User", Email: email, Age: &age})
+				_, err := contract.CreateUser(ctx, env.client, contract.CreateRequest{Name: "Bench User", Email: email, Age: &age})
 				return err
 			}
 		}},
@@ -419,8 +418,7 @@ func benchNewEnv(nc *nats.Conn) (*benchEnv, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	age := 36
-	u, err := messaging.Request[contract.CreateRequest, contract.User](ctx, client, contract.SubjectCreate,
-		contract.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.com", Age: &age})
+	u, err := contract.CreateUser(ctx, client, contract.CreateRequest{Name: "Ada Lovelace", Email: "ada@example.com", Age: &age})
 	if err != nil {
 		return nil, fmt.Errorf("create the user to get: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/cache/cachetest"
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
@@ -172,7 +173,7 @@ func TestRedisOutages(t *testing.T) {
 				r.Resume(t)
 			}
 			hits := aside.Stats().Hits
-			checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+			testkit.Eventually(t, 15*time.Second, 20*time.Millisecond, func() error {
 				readMany(t, ctx, c, u, 5)
 				if aside.Stats().Hits <= hits {
 					return errors.New("no cache hits yet")

@@ -5,8 +5,8 @@ import (
 	"errors"
 
 	"github.com/devloop/switchboard/cache"
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // WithCache returns a decorator that puts c in front of a Store's reads.
@@ -27,7 +27,7 @@ type cachedStore struct {
 func (s *cachedStore) Get(ctx context.Context, id string) (contract.User, error) {
 	u, found, err := s.c.Get(ctx, id, func(ctx context.Context) (contract.User, int64, bool, error) {
 		u, err := s.next.Get(ctx, id)
-		if errors.Is(err, messaging.ErrNotFound) {
+		if errors.Is(err, wire.ErrNotFound) {
 			return contract.User{}, 0, false, nil
 		}
 		if err != nil {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 const racers = 20
@@ -41,7 +41,7 @@ func oneWinner(t *testing.T, errs []error) int {
 			t.Errorf("calls %d and %d both succeeded", winner, i)
 		case err == nil:
 			winner = i
-		case !errors.Is(err, messaging.ErrConflict):
+		case !errors.Is(err, wire.ErrConflict):
 			t.Errorf("call %d: err = %v, want ErrConflict", i, err)
 		}
 	}
@@ -81,7 +81,7 @@ func TestConcurrentEmailUpdates(t *testing.T) {
 		t.Fatalf("get = %+v, want the winner's update %+v", got, results[w])
 	}
 	_, err := create(t.Context(), e.client, "Impostor", "countess@example.com", 20)
-	checkErr(t, err, messaging.ErrConflict, []string{"email"})
+	checkErr(t, err, wire.ErrConflict, []string{"email"})
 	if _, err := create(t.Context(), e.client, "New Ada", "ada@example.com", 20); err != nil {
 		t.Errorf("create with the old email: %v; want it free after the winning update", err)
 	}
@@ -109,7 +109,7 @@ func TestConcurrentCreatesOneIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	results, errs := race(racers, func(i int) (contract.User, error) {
-		return create(t.Context(), e.client, "Ada", "ada@example.com", 36, messaging.WithIdempotencyKey("create-ada-1"))
+		return create(t.Context(), e.client, "Ada", "ada@example.com", 36, wire.WithIdempotencyKey("create-ada-1"))
 	})
 	for i, err := range errs {
 		if err != nil {
@@ -131,7 +131,7 @@ func TestIdempotentRetry(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	key := messaging.WithIdempotencyKey("create-ada-2")
+	key := wire.WithIdempotencyKey("create-ada-2")
 	first, err := create(ctx, e.client, "Ada", "ada@example.com", 36, key)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestIdempotentRetry(t *testing.T) {
 		}
 	})
 	t.Run("another key makes another user", func(t *testing.T) {
-		got, err := create(t.Context(), e.client, "Alan", "alan@example.com", 41, messaging.WithIdempotencyKey("create-alan"))
+		got, err := create(t.Context(), e.client, "Alan", "alan@example.com", 41, wire.WithIdempotencyKey("create-alan"))
 		checkErr(t, err, nil, nil)
 		if got.ID == first.ID || got.Name != "Alan" {
 			t.Errorf("create with a new key = %+v, want a new user Alan", got)
@@ -206,7 +206,7 @@ func TestEmailChurn(t *testing.T) {
 						next = y
 					}
 					_, err = update(t.Context(), e.client, contract.UpdateRequest{ID: u.ID, Version: cur.Version, Email: &next})
-					if err != nil && !errors.Is(err, messaging.ErrConflict) {
+					if err != nil && !errors.Is(err, wire.ErrConflict) {
 						t.Errorf("update: %v", err)
 						return
 					}
@@ -216,7 +216,7 @@ func TestEmailChurn(t *testing.T) {
 		wg.Wait()
 		final := mustGet(t, e.client, u.ID)
 		_, err := create(t.Context(), e.client, "Intruder", final.Email, 30)
-		if !errors.Is(err, messaging.ErrConflict) {
+		if !errors.Is(err, wire.ErrConflict) {
 			t.Fatalf("round %d: the user has %s at version %d, yet creating another user with it: err = %v, want ErrConflict",
 				round, final.Email, final.Version, err)
 		}

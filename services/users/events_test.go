@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestEvents(t *testing.T) {
@@ -75,19 +75,19 @@ func TestEvents(t *testing.T) {
 		t.Run(tc.wantType, func(t *testing.T) {
 			m := msgs[i]
 			h := m.Headers()
-			if got := h.Get(messaging.HeaderEventType); got != tc.wantType {
-				t.Errorf("%s = %q, want %q", messaging.HeaderEventType, got, tc.wantType)
+			if got := h.Get(wire.HeaderEventType); got != tc.wantType {
+				t.Errorf("%s = %q, want %q", wire.HeaderEventType, got, tc.wantType)
 			}
-			eventID := h.Get(messaging.HeaderEventID)
+			eventID := h.Get(wire.HeaderEventID)
 			if !contract.ValidID(eventID) || eventID != h.Get(jetstream.MsgIDHeader) {
-				t.Errorf("%s = %q, %s = %q: want one ULID", messaging.HeaderEventID, eventID, jetstream.MsgIDHeader, h.Get(jetstream.MsgIDHeader))
+				t.Errorf("%s = %q, %s = %q: want one ULID", wire.HeaderEventID, eventID, jetstream.MsgIDHeader, h.Get(jetstream.MsgIDHeader))
 			}
 			if seen[eventID] {
 				t.Errorf("event id %s used twice", eventID)
 			}
 			seen[eventID] = true
-			if got, want := h.Get(messaging.HeaderVersion), strconv.Itoa(i+1); got != want {
-				t.Errorf("%s = %q, want %q", messaging.HeaderVersion, got, want)
+			if got, want := h.Get(wire.HeaderVersion), strconv.Itoa(i+1); got != want {
+				t.Errorf("%s = %q, want %q", wire.HeaderVersion, got, want)
 			}
 
 			var fields map[string]json.RawMessage

@@ -17,6 +17,7 @@ import (
 
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // Key-value buckets kept beside the USERS stream.
@@ -134,12 +135,12 @@ func decodeEvent(data []byte) (contract.Event, error) {
 }
 
 func notFound(id string) error {
-	return messaging.NewError(messaging.CodeNotFound, fmt.Sprintf("user %s not found", id))
+	return wire.NewError(wire.CodeNotFound, fmt.Sprintf("user %s not found", id))
 }
 
 func emailTaken() error {
-	return messaging.NewError(messaging.CodeConflict, "email already taken",
-		messaging.Detail{Field: "email", Message: "another user has this email"})
+	return wire.NewError(wire.CodeConflict, "email already taken",
+		wire.Detail{Field: "email", Message: "another user has this email"})
 }
 
 // Create makes a user: reserve the email, then append user.created with the
@@ -154,7 +155,7 @@ func (s *EventStore) Create(ctx context.Context, in NewUser, key string) (contra
 		}
 		if first != id {
 			// A retry: the first attempt's user, once it exists.
-			if u, err := s.Get(ctx, first); err == nil || !errors.Is(err, messaging.ErrNotFound) {
+			if u, err := s.Get(ctx, first); err == nil || !errors.Is(err, wire.ErrNotFound) {
 				return u, err
 			}
 			// The first attempt did not finish: finish it, same id.
@@ -168,7 +169,7 @@ func (s *EventStore) Create(ctx context.Context, in NewUser, key string) (contra
 	now := s.now().UTC()
 	u := contract.User{ID: id, Name: strings.TrimSpace(in.Name), Email: email, Age: in.Age, Version: 1, CreatedAt: now, UpdatedAt: now}
 	if _, err := s.append(ctx, contract.EventCreated, u, 0); err != nil {
-		if errors.Is(err, messaging.ErrConflict) && key != "" {
+		if errors.Is(err, wire.ErrConflict) && key != "" {
 			// A concurrent retry with the same key got there first.
 			return s.Get(ctx, id)
 		}
@@ -207,14 +208,14 @@ func (s *EventStore) Update(ctx context.Context, id string, version int64, ch Ch
 	next.Version++
 	next.UpdatedAt = s.now().UTC()
 	if _, err := s.append(ctx, contract.EventUpdated, next, seq); err != nil {
-		if errors.Is(err, messaging.ErrConflict) {
+		if errors.Is(err, wire.ErrConflict) {
 			// The new email's reservation is not released: reservations
 			// are per user id, so a concurrent update of this user that
 			// won may hold the same one. If nobody does, reserveEmail
 			// reclaims it after ReservationGrace.
-			return contract.User{}, messaging.NewError(messaging.CodeConflict,
+			return contract.User{}, wire.NewError(wire.CodeConflict,
 				fmt.Sprintf("version %d is stale: the user changed concurrently", version),
-				messaging.Detail{Field: "version", Message: "read the user again and retry"})
+				wire.Detail{Field: "version", Message: "read the user again and retry"})
 		}
 		return contract.User{}, err
 	}
@@ -237,8 +238,8 @@ func (s *EventStore) Delete(ctx context.Context, id string, version int64) (cont
 	gone.Version++
 	gone.UpdatedAt = s.now().UTC()
 	if _, err := s.append(ctx, contract.EventDeleted, gone, seq); err != nil {
-		if errors.Is(err, messaging.ErrConflict) {
-			return contract.User{}, messaging.NewError(messaging.CodeConflict, "the user changed concurrently; read it again and retry")
+		if errors.Is(err, wire.ErrConflict) {
+			return contract.User{}, wire.NewError(wire.CodeConflict, "the user changed concurrently; read it again and retry")
 		}
 		return contract.User{}, err
 	}
@@ -257,9 +258,9 @@ func (s *EventStore) List(ctx context.Context, after string, limit int) ([]contr
 }
 
 func staleVersion(got, current int64) error {
-	return messaging.NewError(messaging.CodeConflict,
+	return wire.NewError(wire.CodeConflict,
 		fmt.Sprintf("version %d is stale: the user is at version %d", got, current),
-		messaging.Detail{Field: "version", Message: fmt.Sprintf("current version is %d", current)})
+		wire.Detail{Field: "version", Message: fmt.Sprintf("current version is %d", current)})
 }
 
 // append publishes one event on the user's subject, conditional on the
@@ -274,14 +275,14 @@ func (s *EventStore) append(ctx context.Context, typ string, u contract.User, la
 		Subject: contract.EventSubjectPrefix + u.ID,
 		Data:    data,
 		Header: nats.Header{
-			messaging.HeaderEventType: []string{typ},
-			messaging.HeaderEventID:   []string{ev.ID},
-			messaging.HeaderVersion:   []string{strconv.FormatInt(u.Version, 10)},
-			"Content-Type":            []string{"application/json"},
+			wire.HeaderEventType: []string{typ},
+			wire.HeaderEventID:   []string{ev.ID},
+			wire.HeaderVersion:   []string{strconv.FormatInt(u.Version, 10)},
+			"Content-Type":       []string{"application/json"},
 		},
 	}
-	if rid := messaging.RequestID(ctx); rid != "" {
-		msg.Header.Set(messaging.HeaderRequestID, rid)
+	if rid := wire.RequestID(ctx); rid != "" {
+		msg.Header.Set(wire.HeaderRequestID, rid)
 	}
 	return messaging.Publish(ctx, s.js, msg, messaging.WithMsgID(ev.ID), messaging.ExpectLastSubjectSequence(lastSeq))
 }
@@ -348,7 +349,7 @@ func (s *EventStore) reserveEmail(ctx context.Context, email, id string, version
 		if err == nil && contract.NormalizeEmail(u.Email) == contract.NormalizeEmail(email) {
 			return emailTaken()
 		}
-		if err != nil && !errors.Is(err, messaging.ErrNotFound) {
+		if err != nil && !errors.Is(err, wire.ErrNotFound) {
 			return err
 		}
 		s.logger.Warn("reclaiming a stale email reservation", slog.String("owner", owner), slog.String("user_id", id))

@@ -48,16 +48,14 @@ func Example() {
 		return
 	}
 	age := 36
-	u, err := messaging.Request[contract.CreateRequest, contract.User](ctx, client, contract.SubjectCreate,
-		contract.CreateRequest{Name: " Ada Lovelace ", Email: "ada@example.com", Age: &age})
+	u, err := contract.CreateUser(ctx, client, contract.CreateRequest{Name: " Ada Lovelace ", Email: "ada@example.com", Age: &age})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(u.Name, u.Version)
 
-	_, err = messaging.Request[contract.CreateRequest, contract.User](ctx, client, contract.SubjectCreate,
-		contract.CreateRequest{Name: "Impostor", Email: "ADA@example.com", Age: &age})
+	_, err = contract.CreateUser(ctx, client, contract.CreateRequest{Name: "Impostor", Email: "ADA@example.com", Age: &age})
 	fmt.Println(err)
 	// Output:
 	// Ada Lovelace 1

@@ -15,6 +15,7 @@ import (
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // env is one test's world: its own embedded server, a users service and a
@@ -73,46 +74,28 @@ func newClient(t *testing.T, nc *nats.Conn) *messaging.Client {
 	return c
 }
 
-// checkFor polls f until it returns nil or the timeout passes.
-func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // The typed calls. The must* forms fail the test on error.
 
-func create(ctx context.Context, c *messaging.Client, name, email string, years int, opts ...messaging.CallOption) (contract.User, error) {
-	return messaging.Request[contract.CreateRequest, contract.User](ctx, c, contract.SubjectCreate,
-		contract.CreateRequest{Name: name, Email: email, Age: ptr(years)}, opts...)
+func create(ctx context.Context, c *messaging.Client, name, email string, years int, opts ...wire.CallOption) (contract.User, error) {
+	return contract.CreateUser(ctx, c, contract.CreateRequest{Name: name, Email: email, Age: ptr(years)}, opts...)
 }
 
 func get(ctx context.Context, c *messaging.Client, id string) (contract.User, error) {
-	return messaging.Request[contract.GetRequest, contract.User](ctx, c, contract.SubjectGet, contract.GetRequest{ID: id})
+	return contract.GetUser(ctx, c, contract.GetRequest{ID: id})
 }
 
 func update(ctx context.Context, c *messaging.Client, req contract.UpdateRequest) (contract.User, error) {
-	return messaging.Request[contract.UpdateRequest, contract.User](ctx, c, contract.SubjectUpdate, req)
+	return contract.UpdateUser(ctx, c, req)
 }
 
 func remove(ctx context.Context, c *messaging.Client, id string, version int64) (contract.DeleteResponse, error) {
-	return messaging.Request[contract.DeleteRequest, contract.DeleteResponse](ctx, c, contract.SubjectDelete,
-		contract.DeleteRequest{ID: id, Version: version})
+	return contract.DeleteUser(ctx, c, contract.DeleteRequest{ID: id, Version: version})
 }
 
 func list(ctx context.Context, c *messaging.Client, req contract.ListRequest) (contract.ListResponse, error) {
-	return messaging.Request[contract.ListRequest, contract.ListResponse](ctx, c, contract.SubjectList, req)
+	return contract.ListUsers(ctx, c, req)
 }
 
 func mustCreate(t *testing.T, c *messaging.Client, name, email string, years int) contract.User {
@@ -184,11 +167,11 @@ func ids(us []contract.User) []string {
 }
 
 // detailFields returns the fields of err's details, or an error when err is
-// not a *messaging.Error.
+// not a *wire.Error.
 func detailFields(err error) ([]string, error) {
-	var e *messaging.Error
+	var e *wire.Error
 	if !errors.As(err, &e) {
-		return nil, fmt.Errorf("error %v (%T) is not a *messaging.Error", err, err)
+		return nil, fmt.Errorf("error %v (%T) is not a *wire.Error", err, err)
 	}
 	fields := make([]string, len(e.Details))
 	for i, d := range e.Details {

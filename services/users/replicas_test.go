@@ -11,8 +11,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // requestsByInstance asks every running users instance for its micro stats
@@ -119,7 +121,7 @@ func TestReplicas(t *testing.T) {
 	}
 
 	var counts map[string]int
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
 		var err error
 		counts, err = requestsByInstance(t, nc, 3)
 		if err != nil {
@@ -167,7 +169,7 @@ func TestReplicas(t *testing.T) {
 		})
 		w := oneWinner(t, errs)
 		_, err := create(t.Context(), c, "late", "Racer@Example.com", 30)
-		checkErr(t, err, messaging.ErrConflict, []string{"email"})
+		checkErr(t, err, wire.ErrConflict, []string{"email"})
 		if got := mustGet(t, c, results[w].ID); got != results[w] {
 			t.Errorf("get winner = %+v, want %+v", got, results[w])
 		}

@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // clock is the wall clock moved forward by an offset the test sets.
@@ -101,9 +101,9 @@ func TestStaleEmailReservation(t *testing.T) {
 
 			// Within the grace period a reservation is a write in flight.
 			_, err := create(t.Context(), e.client, "Grace", strings.ToUpper(email), 30)
-			checkErr(t, err, messaging.ErrConflict, []string{"email"})
+			checkErr(t, err, wire.ErrConflict, []string{"email"})
 			_, err = update(t.Context(), e.client, contract.UpdateRequest{ID: alan.ID, Version: 1, Email: ptr(email)})
-			checkErr(t, err, messaging.ErrConflict, []string{"email"})
+			checkErr(t, err, wire.ErrConflict, []string{"email"})
 			if got := owner(t, kv, email); got != ownerID {
 				t.Fatalf("reservation owner = %s, want %s unchanged", got, ownerID)
 			}
@@ -111,7 +111,7 @@ func TestStaleEmailReservation(t *testing.T) {
 			clk.advance(users.ReservationGrace + time.Second)
 			u, err := create(t.Context(), e.client, "Late", email, 30)
 			if !tc.wantReclaimed {
-				checkErr(t, err, messaging.ErrConflict, []string{"email"})
+				checkErr(t, err, wire.ErrConflict, []string{"email"})
 				if got := owner(t, kv, email); got != ownerID {
 					t.Errorf("reservation owner = %s, want %s: its user has the email", got, ownerID)
 				}
@@ -123,7 +123,7 @@ func TestStaleEmailReservation(t *testing.T) {
 			}
 			// Reclaimed, the email is the new user's like any other.
 			_, err = update(t.Context(), e.client, contract.UpdateRequest{ID: alan.ID, Version: 1, Email: ptr(email)})
-			checkErr(t, err, messaging.ErrConflict, []string{"email"})
+			checkErr(t, err, wire.ErrConflict, []string{"email"})
 		})
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestRestartKeepsData(t *testing.T) {
@@ -43,14 +43,14 @@ func TestRestartKeepsData(t *testing.T) {
 		}
 	}
 	_, err := get(t.Context(), c, gone.ID)
-	checkErr(t, err, messaging.ErrNotFound, nil)
+	checkErr(t, err, wire.ErrNotFound, nil)
 	if got := listAll(t, c, 100); !slices.Equal(got, []contract.User{ada, alan}) {
 		t.Errorf("list after restart = %+v, want Ada and Alan", got)
 	}
 	_, err = create(t.Context(), c, "Other Ada", "ADA@example.com", 20)
-	checkErr(t, err, messaging.ErrConflict, []string{"email"})
+	checkErr(t, err, wire.ErrConflict, []string{"email"})
 	_, err = update(t.Context(), c, contract.UpdateRequest{ID: alan.ID, Version: 1, Email: ptr("ada@example.com")})
-	checkErr(t, err, messaging.ErrConflict, []string{"email"})
+	checkErr(t, err, wire.ErrConflict, []string{"email"})
 	// Writes carry on from the stored versions.
 	if got := mustUpdate(t, c, contract.UpdateRequest{ID: ada.ID, Version: 2, Age: ptr(37)}); got.Version != 3 {
 		t.Errorf("update after restart: version %d, want 3", got.Version)

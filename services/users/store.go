@@ -12,7 +12,7 @@ type Store interface {
 	// Create stores a new user. With a non-empty idempotency key, a
 	// repeated create returns the user the first one made.
 	Create(ctx context.Context, in NewUser, idempotencyKey string) (contract.User, error)
-	// Get returns the current state of a user; a 404 *messaging.Error
+	// Get returns the current state of a user; a 404 *wire.Error
 	// when the id is unknown or deleted.
 	Get(ctx context.Context, id string) (contract.User, error)
 	// Update applies ch to the user if its current version is version;

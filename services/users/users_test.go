@@ -6,8 +6,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 func TestCreate(t *testing.T) {
@@ -59,7 +59,7 @@ func TestGet(t *testing.T) {
 	}{
 		{name: "first user", givenID: ada.ID, wantUser: ada},
 		{name: "second user", givenID: alan.ID, wantUser: alan},
-		{name: "unknown id", givenID: ulid.Make().String(), wantErr: messaging.ErrNotFound},
+		{name: "unknown id", givenID: ulid.Make().String(), wantErr: wire.ErrNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,15 +156,15 @@ func TestDelete(t *testing.T) {
 			mustDelete(t, e.client, u.ID, tc.givenVersion)
 
 			_, err := get(t.Context(), e.client, u.ID)
-			checkErr(t, err, messaging.ErrNotFound, nil)
+			checkErr(t, err, wire.ErrNotFound, nil)
 			_, err = update(t.Context(), e.client, contract.UpdateRequest{ID: u.ID, Version: 1, Age: ptr(1)})
-			checkErr(t, err, messaging.ErrNotFound, nil)
+			checkErr(t, err, wire.ErrNotFound, nil)
 			_, err = update(t.Context(), e.client, contract.UpdateRequest{ID: u.ID, Version: 2, Age: ptr(1)})
-			checkErr(t, err, messaging.ErrNotFound, nil)
+			checkErr(t, err, wire.ErrNotFound, nil)
 			_, err = remove(t.Context(), e.client, u.ID, 0)
-			checkErr(t, err, messaging.ErrNotFound, nil)
+			checkErr(t, err, wire.ErrNotFound, nil)
 			_, err = remove(t.Context(), e.client, u.ID, 2)
-			checkErr(t, err, messaging.ErrNotFound, nil)
+			checkErr(t, err, wire.ErrNotFound, nil)
 		})
 	}
 }
@@ -199,46 +199,46 @@ func TestErrors(t *testing.T) {
 		wantErr    error
 		wantFields []string
 	}{
-		{name: "get unknown id", wantErr: messaging.ErrNotFound, given: func(t *testing.T, e *env, u seed) error {
+		{name: "get unknown id", wantErr: wire.ErrNotFound, given: func(t *testing.T, e *env, u seed) error {
 			_, err := get(t.Context(), e.client, ulid.Make().String())
 			return err
 		}},
-		{name: "update unknown id", wantErr: messaging.ErrNotFound, given: func(t *testing.T, e *env, u seed) error {
+		{name: "update unknown id", wantErr: wire.ErrNotFound, given: func(t *testing.T, e *env, u seed) error {
 			_, err := update(t.Context(), e.client, contract.UpdateRequest{ID: ulid.Make().String(), Version: 1, Age: ptr(1)})
 			return err
 		}},
-		{name: "delete unknown id", wantErr: messaging.ErrNotFound, given: func(t *testing.T, e *env, u seed) error {
+		{name: "delete unknown id", wantErr: wire.ErrNotFound, given: func(t *testing.T, e *env, u seed) error {
 			_, err := remove(t.Context(), e.client, ulid.Make().String(), 0)
 			return err
 		}},
-		{name: "update at a stale version", wantErr: messaging.ErrConflict, wantFields: []string{"version"},
+		{name: "update at a stale version", wantErr: wire.ErrConflict, wantFields: []string{"version"},
 			given: func(t *testing.T, e *env, u seed) error {
 				mustUpdate(t, e.client, contract.UpdateRequest{ID: u.ada.ID, Version: 1, Age: ptr(37)})
 				_, err := update(t.Context(), e.client, contract.UpdateRequest{ID: u.ada.ID, Version: 1, Age: ptr(38)})
 				return err
 			}},
-		{name: "update at a future version", wantErr: messaging.ErrConflict, wantFields: []string{"version"},
+		{name: "update at a future version", wantErr: wire.ErrConflict, wantFields: []string{"version"},
 			given: func(t *testing.T, e *env, u seed) error {
 				_, err := update(t.Context(), e.client, contract.UpdateRequest{ID: u.ada.ID, Version: 2, Age: ptr(38)})
 				return err
 			}},
-		{name: "delete at a stale version", wantErr: messaging.ErrConflict, wantFields: []string{"version"},
+		{name: "delete at a stale version", wantErr: wire.ErrConflict, wantFields: []string{"version"},
 			given: func(t *testing.T, e *env, u seed) error {
 				mustUpdate(t, e.client, contract.UpdateRequest{ID: u.ada.ID, Version: 1, Age: ptr(37)})
 				_, err := remove(t.Context(), e.client, u.ada.ID, 1)
 				return err
 			}},
-		{name: "create with a taken email", wantErr: messaging.ErrConflict, wantFields: []string{"email"},
+		{name: "create with a taken email", wantErr: wire.ErrConflict, wantFields: []string{"email"},
 			given: func(t *testing.T, e *env, u seed) error {
 				_, err := create(t.Context(), e.client, "Other Ada", "ada@example.com", 20)
 				return err
 			}},
-		{name: "create with a taken email in another case", wantErr: messaging.ErrConflict, wantFields: []string{"email"},
+		{name: "create with a taken email in another case", wantErr: wire.ErrConflict, wantFields: []string{"email"},
 			given: func(t *testing.T, e *env, u seed) error {
 				_, err := create(t.Context(), e.client, "Other Ada", "ADA@example.com", 20)
 				return err
 			}},
-		{name: "update to a taken email", wantErr: messaging.ErrConflict, wantFields: []string{"email"},
+		{name: "update to a taken email", wantErr: wire.ErrConflict, wantFields: []string{"email"},
 			given: func(t *testing.T, e *env, u seed) error {
 				_, err := update(t.Context(), e.client, contract.UpdateRequest{ID: u.alan.ID, Version: 1, Email: ptr("Ada@Example.COM")})
 				return err
@@ -258,13 +258,13 @@ func TestErrors(t *testing.T) {
 			_, err := create(t.Context(), e.client, "New Ada", "ada@example.com", 20)
 			return err
 		}},
-		{name: "new email is taken after an email change", wantErr: messaging.ErrConflict, wantFields: []string{"email"},
+		{name: "new email is taken after an email change", wantErr: wire.ErrConflict, wantFields: []string{"email"},
 			given: func(t *testing.T, e *env, u seed) error {
 				mustUpdate(t, e.client, contract.UpdateRequest{ID: u.ada.ID, Version: 1, Email: ptr("countess@example.com")})
 				_, err := create(t.Context(), e.client, "Other", "Countess@example.com", 20)
 				return err
 			}},
-		{name: "email kept in another case stays taken", wantErr: messaging.ErrConflict, wantFields: []string{"email"},
+		{name: "email kept in another case stays taken", wantErr: wire.ErrConflict, wantFields: []string{"email"},
 			given: func(t *testing.T, e *env, u seed) error {
 				mustUpdate(t, e.client, contract.UpdateRequest{ID: u.ada.ID, Version: 1, Email: ptr("ADA@example.com")})
 				_, err := create(t.Context(), e.client, "Other", "ada@example.com", 20)

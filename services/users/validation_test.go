@@ -8,8 +8,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // jsonString quotes s as a JSON string.
@@ -47,7 +47,7 @@ func TestValidation(t *testing.T) {
 	badEmail := func(email string) string { return createWith(`"Ada"`, jsonString(email), "36") }
 	badAge := func(age string) string { return createWith(`"Ada"`, `"{EMAIL}"`, age) }
 
-	bad := messaging.ErrBadRequest
+	bad := wire.ErrBadRequest
 	tests := []struct {
 		name         string
 		givenSubject string
@@ -185,15 +185,15 @@ func TestIdempotencyKeyTooLong(t *testing.T) {
 		wantErr  error
 	}{
 		{name: "200 bytes", givenKey: strings.Repeat("k", 200)},
-		{name: "201 bytes", givenKey: strings.Repeat("k", 201), wantErr: messaging.ErrBadRequest},
+		{name: "201 bytes", givenKey: strings.Repeat("k", 201), wantErr: wire.ErrBadRequest},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := create(t.Context(), e.client, "Ada", fmt.Sprintf("ada%d@example.com", i), 36,
-				messaging.WithIdempotencyKey(tc.givenKey))
+				wire.WithIdempotencyKey(tc.givenKey))
 			var wantFields []string
 			if tc.wantErr != nil {
-				wantFields = []string{messaging.HeaderIdempotencyKey}
+				wantFields = []string{wire.HeaderIdempotencyKey}
 			}
 			checkErr(t, err, tc.wantErr, wantFields)
 		})
@@ -230,7 +230,7 @@ func TestPayloadLimits(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name+" over the limit", func(t *testing.T) {
 			_, err := e.client.Call(t.Context(), tc.givenSubject, pad(tc.givenPayload, tc.givenLimit+1))
-			checkErr(t, err, messaging.ErrTooLarge, nil)
+			checkErr(t, err, wire.ErrTooLarge, nil)
 		})
 		// The over-the-limit request above did nothing: at the limit,
 		// the same request works (the update still sees version 1).
@@ -241,6 +241,6 @@ func TestPayloadLimits(t *testing.T) {
 	}
 	t.Run("far over the limit", func(t *testing.T) {
 		_, err := e.client.Call(t.Context(), contract.SubjectCreate, pad(`{}`, 1<<20))
-		checkErr(t, err, messaging.ErrTooLarge, nil)
+		checkErr(t, err, wire.ErrTooLarge, nil)
 	})
 }

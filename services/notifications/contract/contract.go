@@ -12,9 +12,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/devloop/switchboard/messaging"
 	orders "github.com/devloop/switchboard/services/orders/contract"
 	users "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // Service identity and subjects.
@@ -83,7 +83,7 @@ type Webhook struct {
 // Validate checks every field. It does not know the private-address
 // policy: the service checks that.
 func (w Webhook) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, "id", w.ID)
 	if err := checkURL(w.URL); err != "" {
 		v.Add("url", "%s", err)
@@ -140,7 +140,7 @@ type DeleteRequest struct {
 
 // Validate checks the id.
 func (r DeleteRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, "id", r.ID)
 	return v.Err()
 }
@@ -172,7 +172,7 @@ type DeadLettersRequest struct {
 
 // Validate checks the webhook id and limit.
 func (r DeadLettersRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	if r.WebhookID != "" {
 		checkID(&v, "webhook_id", r.WebhookID)
 	}
@@ -213,7 +213,7 @@ type ReplayRequest struct {
 
 // Validate checks that the request names one dead letter or a webhook.
 func (r ReplayRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	switch {
 	case r.ID != 0 && (r.All || r.WebhookID != ""):
 		v.Add("id", "give either id, or webhook_id with all: true")
@@ -243,7 +243,7 @@ func ValidID(id string) bool {
 	return true
 }
 
-func checkID(v *messaging.Violations, field, id string) {
+func checkID(v *wire.Violations, field, id string) {
 	if !ValidID(id) {
 		v.Add(field, "must be 1 to %d letters, digits, '-' or '_'", MaxIDLength)
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/devloop/switchboard/messaging"
 	users "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // Service identity and subjects.
@@ -103,7 +103,7 @@ type CreateRequest struct {
 // Validate checks every field (but not that the user exists: the service
 // asks users for that).
 func (r CreateRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, "user_id", r.UserID)
 	switch {
 	case len(r.Items) == 0:
@@ -175,7 +175,7 @@ type GetRequest struct {
 
 // Validate checks the id.
 func (r GetRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, "id", r.ID)
 	return v.Err()
 }
@@ -190,7 +190,7 @@ type ListRequest struct {
 
 // Validate checks the user id, limit and cursor.
 func (r ListRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, "user_id", r.UserID)
 	if r.Limit != 0 && (r.Limit < 1 || r.Limit > MaxLimit) {
 		v.Add("limit", "must be between 1 and %d (default %d)", MaxLimit, DefaultLimit)
@@ -216,7 +216,7 @@ type CancelRequest struct {
 
 // Validate checks the id, version and reason.
 func (r CancelRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, "id", r.ID)
 	if r.Version < 1 {
 		v.Add("version", "is required: the version you read (1 or more)")
@@ -227,7 +227,7 @@ func (r CancelRequest) Validate() error {
 	return v.Err()
 }
 
-func checkID(v *messaging.Violations, field, id string) {
+func checkID(v *wire.Violations, field, id string) {
 	switch {
 	case id == "":
 		v.Add(field, "is required")

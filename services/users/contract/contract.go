@@ -13,7 +13,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 // Service identity and subjects.
@@ -80,7 +80,7 @@ type CreateRequest struct {
 
 // Validate checks every field.
 func (r CreateRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkName(&v, r.Name)
 	checkEmail(&v, r.Email)
 	if r.Age == nil {
@@ -98,7 +98,7 @@ type GetRequest struct {
 
 // Validate checks the id.
 func (r GetRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, r.ID)
 	return v.Err()
 }
@@ -115,7 +115,7 @@ type UpdateRequest struct {
 
 // Validate checks the id, the version and every field present.
 func (r UpdateRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, r.ID)
 	if r.Version < 1 {
 		v.Add("version", "is required: the version you read (1 or more)")
@@ -144,7 +144,7 @@ type DeleteRequest struct {
 
 // Validate checks the id and version.
 func (r DeleteRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	checkID(&v, r.ID)
 	if r.Version < 0 {
 		v.Add("version", "must be 1 or more when given")
@@ -167,7 +167,7 @@ type ListRequest struct {
 
 // Validate checks the limit and cursor.
 func (r ListRequest) Validate() error {
-	var v messaging.Violations
+	var v wire.Violations
 	if r.Limit != 0 && (r.Limit < 1 || r.Limit > MaxLimit) {
 		v.Add("limit", "must be between 1 and %d (default %d)", MaxLimit, DefaultLimit)
 	}
@@ -200,7 +200,7 @@ func ValidID(id string) bool {
 	return err == nil && strings.ToUpper(id) == id
 }
 
-func checkID(v *messaging.Violations, id string) {
+func checkID(v *wire.Violations, id string) {
 	switch {
 	case id == "":
 		v.Add("id", "is required")
@@ -209,7 +209,7 @@ func checkID(v *messaging.Violations, id string) {
 	}
 }
 
-func checkName(v *messaging.Violations, name string) {
+func checkName(v *wire.Violations, name string) {
 	n := utf8.RuneCountInString(strings.TrimSpace(name))
 	switch {
 	case !utf8.ValidString(name):
@@ -221,7 +221,7 @@ func checkName(v *messaging.Violations, name string) {
 	}
 }
 
-func checkEmail(v *messaging.Violations, email string) {
+func checkEmail(v *wire.Violations, email string) {
 	email = strings.TrimSpace(email)
 	if email == "" {
 		v.Add("email", "is required")
@@ -233,7 +233,7 @@ func checkEmail(v *messaging.Violations, email string) {
 	}
 }
 
-func checkAge(v *messaging.Violations, age int) {
+func checkAge(v *wire.Violations, age int) {
 	if age < 0 || age > MaxAge {
 		v.Add("age", "must be between 0 and %d", MaxAge)
 	}
