@@ -6,120 +6,31 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/devloop/switchboard/wire"
 )
 
 // Defaults of ConsumerConfig.
 const (
-	DefaultAckWait            = 30 * time.Second
-	DefaultMaxDeliver         = 5
-	DefaultConsumerWorkers    = 8
-	DefaultHandlerTimeout     = time.Minute
-	DefaultRetryBase          = time.Second
-	DefaultRetryMax           = time.Minute
-	DefaultDeadLetterStream   = "DEADLETTER"
-	DeadLetterSubjectPrefix   = "deadletter."
-	defaultPullExpiry         = 5 * time.Second
+	DefaultAckWait         = 30 * time.Second
+	DefaultMaxDeliver      = 5
+	DefaultConsumerWorkers = 8
+	DefaultHandlerTimeout  = time.Minute
+	DefaultRetryBase       = time.Second
+	DefaultRetryMax        = time.Minute
+	// RetryForever as ConsumerConfig.MaxDeliver retries transient
+	// failures until they succeed (a cache invalidator, say); only
+	// permanent failures are dead-lettered.
+	RetryForever = -1
+
+	// A pull waits at most this long for messages. It is short so that
+	// Stop never has to abandon a pull the server could still fill.
+	defaultPullExpiry         = time.Second
 	defaultRecreateBackoffMax = 5 * time.Second
 )
-
-// Headers of a dead-lettered message, beside the original message's own.
-const (
-	HeaderDeadLetterSubject    = "Switchboard-Dead-Letter-Subject"
-	HeaderDeadLetterStream     = "Switchboard-Dead-Letter-Stream"
-	HeaderDeadLetterConsumer   = "Switchboard-Dead-Letter-Consumer"
-	HeaderDeadLetterSequence   = "Switchboard-Dead-Letter-Sequence"
-	HeaderDeadLetterDeliveries = "Switchboard-Dead-Letter-Deliveries"
-	HeaderDeadLetterReason     = "Switchboard-Dead-Letter-Reason"
-	HeaderDeadLetterError      = "Switchboard-Dead-Letter-Error"
-)
-
-// Reasons a message is dead-lettered, in HeaderDeadLetterReason.
-const (
-	ReasonPermanent     = "permanent"
-	ReasonMaxDeliveries = "max-deliveries"
-	ReasonUndecodable   = "undecodable"
-)
-
-// permanentError marks a failure that retrying cannot fix.
-type permanentError struct{ err error }
-
-func (p permanentError) Error() string { return p.err.Error() }
-func (p permanentError) Unwrap() error { return p.err }
-
-// Permanent marks err as a failure that no retry can fix: the consumer
-// dead-letters the message and terminates it instead of redelivering it.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
-}
-
-// IsPermanent reports whether err was marked with Permanent.
-func IsPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p)
-}
-
-// retryAfterError asks for the next delivery no sooner than after.
-type retryAfterError struct {
-	err   error
-	after time.Duration
-}
-
-func (r retryAfterError) Error() string { return r.err.Error() }
-func (r retryAfterError) Unwrap() error { return r.err }
-
-// RetryAfter marks err as transient and asks for the next attempt no sooner
-// than after (an HTTP Retry-After, say). The delay used is the larger of
-// after and the backoff, capped at RetryMax.
-func RetryAfter(err error, after time.Duration) error {
-	if err == nil {
-		return nil
-	}
-	return retryAfterError{err: err, after: after}
-}
-
-// Delivery describes one delivery of a stream message to a consumer.
-type Delivery struct {
-	Subject   string
-	Stream    string
-	Consumer  string
-	StreamSeq uint64
-	// Delivered counts deliveries of this message, 1 the first time.
-	Delivered uint64
-	// EventID is the Switchboard-Event-Id header, else Nats-Msg-Id, else
-	// "<stream>:<sequence>": an id to de-duplicate side effects with.
-	EventID   string
-	EventType string
-	Time      time.Time
-}
-
-// Event is a decoded stream message with its delivery.
-type Event[T any] struct {
-	Delivery
-	Header nats.Header
-	Data   T
-	Raw    []byte
-}
-
-type deliveryKey struct{}
-
-// DeliveryFromContext returns the delivery a consumer handler is working on.
-func DeliveryFromContext(ctx context.Context) (Delivery, bool) {
-	d, ok := ctx.Value(deliveryKey{}).(Delivery)
-	return d, ok
-}
 
 // ConsumerConfig describes a durable pull consumer and how to run it.
 type ConsumerConfig struct {
@@ -131,24 +42,33 @@ type ConsumerConfig struct {
 	// DeliverPolicy for a new consumer (default: all).
 	DeliverPolicy jetstream.DeliverPolicy
 	// AckWait is how long the server waits for an ack before redelivering;
-	// running handlers extend it with in-progress acks (default 30s).
+	// the runtime extends it with in-progress acks for every message it
+	// holds, queued or running (default 30s).
 	AckWait time.Duration
-	// MaxDeliver is the number of deliveries before a message is
-	// dead-lettered (default 5).
+	// MaxDeliver is the number of deliveries after which a failing
+	// message is dead-lettered (default 5; RetryForever never gives up).
+	// The server itself never stops redelivering: the runtime decides, so
+	// a message is never dropped, even when dead-lettering fails.
 	MaxDeliver int
 	// Workers bounds how many handlers run at once (default 8).
 	Workers int
+	// Prefetch is how many messages are held ready for the next free
+	// worker, beyond those being handled (default Workers).
+	Prefetch int
 	// HandlerTimeout bounds one handler call (default 1m).
 	HandlerTimeout time.Duration
 	// RetryBase and RetryMax shape the exponential backoff (with jitter)
 	// of transient failures: RetryBase·2^(delivery-1), at most RetryMax.
 	RetryBase, RetryMax time.Duration
 	// DeadLetterStream receives what cannot be handled, on
-	// deadletter.<stream>.<durable> (default "DEADLETTER").
+	// DeadLetterSubject(Stream, Durable) (default "DEADLETTER").
 	DeadLetterStream string
 	// DoubleAck waits for the server to confirm each ack, for side
 	// effects that must not repeat.
 	DoubleAck bool
+	// Middleware wraps the handler inside the built-in logging, panic
+	// recovery and timeout, first element outermost.
+	Middleware []DeliveryMiddleware
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -171,24 +91,33 @@ type ConsumerStats struct {
 
 // Consumer runs a handler over a durable pull consumer. Stop it with Stop.
 type Consumer struct {
-	cfg    ConsumerConfig
-	js     jetstream.JetStream
-	logger *slog.Logger
-	handle func(context.Context, jetstream.Msg)
+	cfg     ConsumerConfig
+	js      jetstream.JetStream
+	logger  *slog.Logger
+	handler DeliveryHandler // the whole chain, decoding included
 
 	mu   sync.Mutex
 	cons jetstream.Consumer
-	it   jetstream.MessagesContext
 
 	// base is the parent of handler contexts; cancelling it aborts the
 	// handlers still running when Stop runs out of time.
-	base     context.Context
-	cancel   context.CancelFunc
-	stopping atomic.Bool
-	stopCh   chan struct{}
-	loopDone chan struct{}
-	sem      chan struct{}
+	base      context.Context
+	cancel    context.CancelFunc
+	stopping  atomic.Bool
+	stopCh    chan struct{}
+	fetchDone chan struct{}
+	// slots counts the messages this process holds (queued or running):
+	// a pull asks for no more than are free, so nothing waits unseen in a
+	// client buffer while its AckWait runs out.
+	slots    chan struct{}
+	queue    chan *heldMsg
+	workers  sync.WaitGroup
 	inflight inflight
+	// handBack holds what was received or interrupted while stopping: it
+	// is nak'ed once no pull is open, so that it cannot come straight
+	// back into this consumer's last pull.
+	hbMu     sync.Mutex
+	handBack []*heldMsg
 	stopOnce sync.Once
 	stopErr  error
 
@@ -202,39 +131,48 @@ type Consumer struct {
 //
 //   - nil: acked (double-acked with DoubleAck);
 //   - an error marked [Permanent]: dead-lettered, then terminated;
-//   - another error: redelivered after an exponential backoff with jitter,
-//     until MaxDeliver deliveries, then dead-lettered and terminated.
+//   - another error: redelivered after an exponential backoff with jitter
+//     (or the [RetryAfter] asked for), until MaxDeliver deliveries, then
+//     dead-lettered and terminated.
 //
 // A message whose payload does not decode into T is dead-lettered at once.
-// Nothing is acked before its handler returned, so a process that dies
-// loses nothing: the server redelivers what was not acked.
+// Nothing is acked before its handler returned, and nothing is terminated
+// before its dead letter is stored, so a process that dies, or a
+// dead-letter stream that refuses, loses nothing: the server redelivers.
 func Consume[T any](ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, handler func(context.Context, Event[T]) error) (*Consumer, error) {
+	return ConsumeDeliveries(ctx, js, cfg, func(ctx context.Context, d *Delivery) error {
+		ev := Event[T]{Delivery: *d}
+		if err := json.Unmarshal(d.Payload, &ev.Data); err != nil {
+			return undecodable{fmt.Errorf("decode %s into %T: %w", d.Subject, ev.Data, err)}
+		}
+		return handler(ctx, ev)
+	})
+}
+
+// ConsumeDeliveries is Consume for a handler of raw deliveries.
+func ConsumeDeliveries(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, handler DeliveryHandler) (*Consumer, error) {
 	c, err := newConsumer(ctx, js, cfg)
 	if err != nil {
 		return nil, err
 	}
-	c.handle = func(ctx context.Context, msg jetstream.Msg) {
-		c.process(ctx, msg, func(ctx context.Context, d Delivery) error {
-			ev := Event[T]{Delivery: d, Header: msg.Headers(), Raw: msg.Data()}
-			if err := json.Unmarshal(msg.Data(), &ev.Data); err != nil {
-				return undecodable{fmt.Errorf("decode %s into %T: %w", d.Subject, ev.Data, err)}
-			}
-			return handler(ctx, ev)
-		})
+	mw := append([]DeliveryMiddleware{logDeliveries(c.logger), recoverDeliveries(), timeoutDeliveries(c.cfg.HandlerTimeout)}, c.cfg.Middleware...)
+	c.handler = chainDeliveries(handler, mw...)
+	for range c.cfg.Workers {
+		c.workers.Add(1)
+		go c.work()
 	}
-	go c.loop()
+	go c.fetch()
 	return c, nil
 }
 
 var errNotDeclared = errors.New("consumer not declared yet")
 
-type undecodable struct{ error }
-
-func (u undecodable) Unwrap() error { return u.error }
-
 func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Stream == "" || cfg.Durable == "" {
 		return nil, fmt.Errorf("%w: consumer needs a stream and a durable name", ErrInvalidOption)
+	}
+	if cfg.MaxDeliver < RetryForever || cfg.Workers < 0 || cfg.Prefetch < 0 {
+		return nil, fmt.Errorf("%w: consumer %s: max deliver %d, workers %d, prefetch %d", ErrInvalidOption, cfg.Durable, cfg.MaxDeliver, cfg.Workers, cfg.Prefetch)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -245,11 +183,14 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	def(&cfg.HandlerTimeout, DefaultHandlerTimeout)
 	def(&cfg.RetryBase, DefaultRetryBase)
 	def(&cfg.RetryMax, DefaultRetryMax)
-	if cfg.MaxDeliver <= 0 {
+	if cfg.MaxDeliver == 0 {
 		cfg.MaxDeliver = DefaultMaxDeliver
 	}
-	if cfg.Workers <= 0 {
+	if cfg.Workers == 0 {
 		cfg.Workers = DefaultConsumerWorkers
+	}
+	if cfg.Prefetch == 0 {
+		cfg.Prefetch = cfg.Workers
 	}
 	if cfg.DeadLetterStream == "" {
 		cfg.DeadLetterStream = DefaultDeadLetterStream
@@ -258,15 +199,17 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	capacity := cfg.Workers + cfg.Prefetch
 	c := &Consumer{
-		cfg:      cfg,
-		js:       js,
-		logger:   logger.With(slog.String("stream", cfg.Stream), slog.String("consumer", cfg.Durable)),
-		stopCh:   make(chan struct{}),
-		loopDone: make(chan struct{}),
-		sem:      make(chan struct{}, cfg.Workers),
+		cfg:       cfg,
+		js:        js,
+		logger:    logger.With(slog.String("stream", cfg.Stream), slog.String("consumer", cfg.Durable)),
+		stopCh:    make(chan struct{}),
+		fetchDone: make(chan struct{}),
+		slots:     make(chan struct{}, capacity),
+		queue:     make(chan *heldMsg, capacity),
 	}
-	if _, err := EnsureStream(ctx, js, DeadLetterStreamConfig(cfg.DeadLetterStream)); err != nil {
+	if err := createStreamIfMissing(ctx, js, DeadLetterStreamConfig(cfg.DeadLetterStream)); err != nil {
 		return nil, err
 	}
 	c.base, c.cancel = context.WithCancel(context.Background())
@@ -282,21 +225,9 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	return c, nil
 }
 
-// DeadLetterStreamConfig is the configuration of a dead-letter stream: file
-// storage, subjects deadletter.>, kept until deleted by an operator.
-func DeadLetterStreamConfig(name string) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        name,
-		Description: "Messages consumers could not handle, with the reason and the last error.",
-		Subjects:    []string{DeadLetterSubjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		AllowDirect: true,
-		Duplicates:  10 * time.Minute,
-	}
-}
-
-// declare creates or updates the durable consumer and starts iterating.
+// declare creates or updates the durable consumer.
 func (c *Consumer) declare(ctx context.Context) error {
+	capacity := c.cfg.Workers + c.cfg.Prefetch
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:        c.cfg.Durable,
 		Description:    c.cfg.Description,
@@ -304,234 +235,214 @@ func (c *Consumer) declare(ctx context.Context) error {
 		DeliverPolicy:  c.cfg.DeliverPolicy,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        c.cfg.AckWait,
-		MaxDeliver:     c.cfg.MaxDeliver,
-		MaxAckPending:  max(c.cfg.Workers*4, 256),
+		// The server never gives up on a message: if it did, a message
+		// nak'ed on its last delivery (its dead letter refused, or its
+		// handler cancelled by a shutdown) would be dropped unseen.
+		// The runtime counts deliveries and dead-letters instead.
+		MaxDeliver: -1,
+		// Room for many replicas' slots; each process holds at most
+		// Workers+Prefetch.
+		MaxAckPending: max(capacity*16, 1000),
 	})
 	if err != nil {
 		return fmt.Errorf("declare consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
-	// A small buffer: messages wait on the server, where other replicas
-	// can take them, rather than in this process.
-	// A missed heartbeat is handled inside the iterator (it resets and
-	// pulls again) rather than by declaring the consumer again; with a
-	// 1s heartbeat a stalled pull is noticed within about 2s.
-	it, err := cons.Messages(
-		jetstream.PullMaxMessages(c.cfg.Workers),
-		jetstream.PullExpiry(defaultPullExpiry),
-		jetstream.PullHeartbeat(time.Second),
-		jetstream.WithMessagesErrOnMissingHeartbeat(false),
-	)
-	if err != nil {
-		return fmt.Errorf("consume %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
-	}
 	c.mu.Lock()
-	c.cons, c.it = cons, it
+	c.cons = cons
 	c.mu.Unlock()
 	return nil
 }
 
-// loop takes messages while a worker is free, and recovers from a deleted
-// consumer or a broken iterator by declaring the consumer again.
-func (c *Consumer) loop() {
-	defer close(c.loopDone)
+// heldMsg is a message this process holds: queued for a worker or being
+// handled. Its keep-alive runs from the moment it arrives.
+type heldMsg struct {
+	msg jetstream.Msg
+	ka  *keepAlive
+}
+
+// fetch pulls messages while slots are free and queues them for the
+// workers. A pull never asks for more than the free slots, and every
+// message it brings gets a keep-alive at once, so no message waits for a
+// worker past its AckWait.
+func (c *Consumer) fetch() {
+	defer close(c.fetchDone)
+	defer close(c.queue)
 	backoff := 100 * time.Millisecond
-	for {
+	failures := 0
+	for !c.stopping.Load() {
+		// Take every free slot: at least one, waiting for it.
 		select {
-		case c.sem <- struct{}{}:
+		case c.slots <- struct{}{}:
 		case <-c.stopCh:
 			return
 		}
-		c.mu.Lock()
-		it := c.it
-		c.mu.Unlock()
-		var msg jetstream.Msg
-		err := errNotDeclared
-		if it != nil {
-			msg, err = it.Next()
+		n := 1
+	more:
+		for n < cap(c.slots) {
+			select {
+			case c.slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
 		}
-		if err != nil {
-			<-c.sem
-			if c.stopping.Load() {
-				return
-			}
-			c.lastErr.Store(err.Error())
-			if it != nil {
-				c.logger.Warn("consumer interrupted; declaring it again", slog.String("error", err.Error()))
-				it.Stop()
-			}
-			for !c.stopping.Load() {
-				ctx, cancel := context.WithTimeout(c.base, 5*time.Second)
-				derr := c.declare(ctx)
-				cancel()
-				if derr == nil {
-					c.recreated.Add(1)
-					c.logger.Info("consumer declared again")
-					backoff = 100 * time.Millisecond
-					break
+		c.mu.Lock()
+		cons := c.cons
+		c.mu.Unlock()
+		err := errNotDeclared
+		got := 0
+		if cons != nil {
+			var batch jetstream.MessageBatch
+			batch, err = cons.Fetch(n, jetstream.FetchMaxWait(defaultPullExpiry))
+			if err == nil {
+				for msg := range batch.Messages() {
+					got++
+					c.queue <- &heldMsg{msg: msg, ka: startKeepAlive(msg, c.cfg.AckWait)}
 				}
-				c.lastErr.Store(derr.Error())
-				c.logger.Warn("declaring the consumer failed; retrying", slog.String("error", derr.Error()), slog.Duration("in", backoff))
-				select {
-				case <-time.After(backoff):
-				case <-c.stopCh:
-				}
-				backoff = min(backoff*2, defaultRecreateBackoffMax)
+				err = batch.Error()
 			}
+		}
+		for range n - got {
+			<-c.slots
+		}
+		if err == nil {
+			failures = 0
+			backoff = 100 * time.Millisecond
 			continue
 		}
-		c.inflight.add()
-		go func() {
-			defer c.inflight.done()
-			defer func() { <-c.sem }()
-			c.handle(c.base, msg)
-		}()
+		if c.stopping.Load() {
+			return
+		}
+		c.lastErr.Store(err.Error())
+		failures++
+		// A deleted consumer, a stream not there yet, or pulls failing
+		// over and over: declare the consumer again. Otherwise (a pull
+		// lost in a reconnect, say) just pull again.
+		if cons == nil || failures >= 3 || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if cons != nil {
+				c.logger.Warn("consumer interrupted; declaring it again", slog.String("error", err.Error()))
+			}
+			ctx, cancel := context.WithTimeout(c.base, 5*time.Second)
+			derr := c.declare(ctx)
+			cancel()
+			if derr == nil {
+				failures = 0
+				if cons != nil {
+					c.recreated.Add(1)
+					c.logger.Info("consumer declared again")
+				}
+				backoff = 100 * time.Millisecond
+				continue
+			}
+			c.lastErr.Store(derr.Error())
+			c.logger.Warn("declaring the consumer failed; retrying", slog.String("error", derr.Error()), slog.Duration("in", backoff))
+		}
+		select {
+		case <-time.After(backoff):
+		case <-c.stopCh:
+			return
+		}
+		backoff = min(backoff*2, defaultRecreateBackoffMax)
 	}
 }
 
-// process runs one delivery through fn and settles the message by the
-// outcome.
-func (c *Consumer) process(base context.Context, msg jetstream.Msg, fn func(context.Context, Delivery) error) {
-	meta, err := msg.Metadata()
+// work handles queued messages until the queue is closed. Once stopping,
+// it hands what it has not started back to the server at once, for
+// another replica to take.
+func (c *Consumer) work() {
+	defer c.workers.Done()
+	for h := range c.queue {
+		if c.stopping.Load() {
+			c.giveBack(h)
+		} else {
+			c.inflight.add()
+			c.process(h)
+			c.inflight.done()
+		}
+		<-c.slots
+	}
+}
+
+// process runs one message through the handler chain and settles it.
+func (c *Consumer) process(h *heldMsg) {
+	d, err := newDelivery(h.msg)
 	if err != nil {
-		c.logger.Error("message without metadata; terminating it", slog.String("subject", msg.Subject()), slog.String("error", err.Error()))
-		_ = msg.Term()
+		h.ka.stop()
+		c.logger.Error("message without metadata; terminating it", slog.String("subject", h.msg.Subject()), slog.String("error", err.Error()))
+		_ = h.msg.Term()
 		return
 	}
-	d := Delivery{
-		Subject:   msg.Subject(),
-		Stream:    meta.Stream,
-		Consumer:  meta.Consumer,
-		StreamSeq: meta.Sequence.Stream,
-		Delivered: meta.NumDelivered,
-		EventType: header(msg.Headers(), wire.HeaderEventType),
-		EventID:   header(msg.Headers(), wire.HeaderEventID),
-		Time:      meta.Timestamp,
+	ctx := context.WithValue(c.base, deliveryKey{}, d)
+	herr := c.handler(ctx, d)
+	if herr != nil && c.base.Err() != nil {
+		// Cut short by Stop: not a failure of the message.
+		c.giveBack(h)
+		return
 	}
-	if d.EventID == "" {
-		d.EventID = header(msg.Headers(), jetstream.MsgIDHeader)
-	}
-	if d.EventID == "" {
-		d.EventID = fmt.Sprintf("%s:%d", d.Stream, d.StreamSeq)
-	}
-	lz := &lazyLogger{base: c.logger, attrs: []any{
-		slog.String("subject", d.Subject),
-		slog.Uint64("stream_seq", d.StreamSeq),
-		slog.Uint64("delivered", d.Delivered),
-		slog.String("event_id", d.EventID),
-	}}
-	ctx, cancel := context.WithTimeout(base, c.cfg.HandlerTimeout)
-	defer cancel()
-	ctx = context.WithValue(context.WithValue(ctx, deliveryKey{}, d), loggerKey{}, lz)
+	h.ka.stop()
+	c.settle(h.msg, d, herr)
+}
 
-	// Keep the message alive while the handler runs: one timer, re-armed
-	// after each in-progress ack, instead of a ticker and a goroutine for
-	// every message (most handlers finish long before the first tick).
-	every := max(c.cfg.AckWait/3, 10*time.Millisecond)
-	var kaMu sync.Mutex
-	kaDone := false
-	var keepAlive *time.Timer
-	kaMu.Lock() // the callback reads keepAlive under kaMu
-	keepAlive = time.AfterFunc(every, func() {
-		_ = msg.InProgress()
-		kaMu.Lock()
-		defer kaMu.Unlock()
-		if !kaDone {
-			keepAlive.Reset(every)
-		}
-	})
-	kaMu.Unlock()
-	herr := c.call(ctx, fn, d)
-	kaMu.Lock()
-	kaDone = true
-	keepAlive.Stop()
-	kaMu.Unlock()
-	logger := lz.get
+// giveBack keeps h for the nak that Stop sends once the last pull is over.
+func (c *Consumer) giveBack(h *heldMsg) {
+	c.hbMu.Lock()
+	c.handBack = append(c.handBack, h)
+	c.hbMu.Unlock()
+}
+
+// settle acks, retries or dead-letters msg by the handler's outcome.
+func (c *Consumer) settle(msg jetstream.Msg, d *Delivery, herr error) {
+	log := func() *slog.Logger {
+		return c.logger.With(slog.String("subject", d.Subject), slog.Uint64("stream_seq", d.StreamSeq),
+			slog.Uint64("delivered", d.Delivered), slog.String("event_id", d.EventID))
+	}
 	switch {
 	case herr == nil:
 		var aerr error
 		if c.cfg.DoubleAck {
-			actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+			actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			aerr = msg.DoubleAck(actx)
-			acancel()
+			cancel()
 		} else {
 			aerr = msg.Ack()
 		}
 		if aerr != nil {
 			// The server redelivers it; handlers are idempotent.
-			logger().Warn("ack failed", slog.String("error", aerr.Error()))
+			log().Warn("ack failed", slog.String("error", aerr.Error()))
 			return
 		}
 		c.handled.Add(1)
-		if c.logger.Enabled(ctx, slog.LevelDebug) {
-			logger().Debug("handled")
-		}
-	case base.Err() != nil:
-		// Stopping: leave it for redelivery, at once.
-		_ = msg.Nak()
 	case IsPermanent(herr):
-		c.deadLetter(msg, d, ReasonPermanent, herr, logger())
+		c.deadLetter(msg, d, ReasonPermanent, herr, log())
 	case errors.As(herr, new(undecodable)):
-		c.deadLetter(msg, d, ReasonUndecodable, herr, logger())
-	case d.Delivered >= uint64(c.cfg.MaxDeliver):
-		c.deadLetter(msg, d, ReasonMaxDeliveries, herr, logger())
+		c.deadLetter(msg, d, ReasonUndecodable, herr, log())
+	case c.cfg.MaxDeliver != RetryForever && d.Delivered >= uint64(c.cfg.MaxDeliver):
+		c.deadLetter(msg, d, ReasonMaxDeliveries, herr, log())
 	default:
-		delay := c.backoff(d.Delivered)
+		delay := backoff(c.cfg.RetryBase, c.cfg.RetryMax, d.Delivered)
 		var ra retryAfterError
 		if errors.As(herr, &ra) && ra.after > delay {
 			delay = min(ra.after, c.cfg.RetryMax)
 		}
 		c.retried.Add(1)
 		c.lastErr.Store(herr.Error())
-		logger().Warn("handler failed; will retry", slog.String("error", herr.Error()), slog.Duration("retry_in", delay))
+		log().Warn("handler failed; will retry", slog.String("error", herr.Error()), slog.Duration("retry_in", delay))
 		_ = msg.NakWithDelay(delay)
 	}
 }
 
-// call runs fn, turning a panic into a permanent failure.
-func (c *Consumer) call(ctx context.Context, fn func(context.Context, Delivery) error, d Delivery) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			LoggerFrom(ctx).Error("consumer handler panicked", slog.String("panic", fmt.Sprint(v)))
-			err = Permanent(fmt.Errorf("panic: %v", v))
-		}
-	}()
-	return fn(ctx, d)
-}
-
-func (c *Consumer) backoff(delivered uint64) time.Duration {
-	d := c.cfg.RetryBase << min(delivered-1, 30)
-	if d <= 0 || d > c.cfg.RetryMax {
-		d = c.cfg.RetryMax
-	}
-	// Full jitter in [d/2, d): spreads retries of many messages.
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// deadLetter copies msg to the dead-letter stream with why it failed, then
-// terminates it. If the copy is not stored, the message is redelivered
-// later instead: it is never dropped.
-func (c *Consumer) deadLetter(msg jetstream.Msg, d Delivery, reason string, herr error, logger *slog.Logger) {
-	h := nats.Header{}
-	for k, v := range msg.Headers() {
-		// Expectations and the de-duplication id belonged to the
-		// original publish; they would make this one fail or vanish.
-		if len(k) >= 13 && k[:13] == "Nats-Expected" || k == jetstream.MsgIDHeader {
-			continue
-		}
-		h[k] = v
-	}
-	h.Set(HeaderDeadLetterSubject, d.Subject)
-	h.Set(HeaderDeadLetterStream, d.Stream)
-	h.Set(HeaderDeadLetterConsumer, c.cfg.Durable)
-	h.Set(HeaderDeadLetterSequence, strconv.FormatUint(d.StreamSeq, 10))
-	h.Set(HeaderDeadLetterDeliveries, strconv.FormatUint(d.Delivered, 10))
-	h.Set(HeaderDeadLetterReason, reason)
-	h.Set(HeaderDeadLetterError, headerSafe(herr.Error()))
-	dl := &nats.Msg{Subject: DeadLetterSubjectPrefix + d.Stream + "." + c.cfg.Durable, Header: h, Data: msg.Data()}
+// deadLetter stores msg's dead letter, then terminates it. If the dead
+// letter is not stored, the message is redelivered later instead (the
+// server never stops redelivering): it is never dropped.
+func (c *Consumer) deadLetter(msg jetstream.Msg, d *Delivery, reason string, herr error, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	dl := deadLetterMsg(d, c.cfg.Durable, reason, herr)
+	// One dead letter per message and consumer, whichever replica or
+	// delivery writes it.
 	id := fmt.Sprintf("%s:%s:%d", d.Stream, c.cfg.Durable, d.StreamSeq)
 	if _, err := c.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id), jetstream.WithExpectStream(c.cfg.DeadLetterStream)); err != nil {
+		c.lastErr.Store("dead-lettering failed: " + err.Error())
 		logger.Error("dead-lettering failed; will retry", slog.String("error", err.Error()))
 		_ = msg.NakWithDelay(c.cfg.RetryBase)
 		return
@@ -543,29 +454,39 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, d Delivery, reason string, herr
 }
 
 // Stop stops taking messages and waits for running handlers, bounded by
-// ctx. Handlers that finish are acked; when ctx ends first, the rest see
+// ctx. Handlers that finish are acked; messages held but not started are
+// handed back at once; when ctx ends first, the handlers still running see
 // their contexts cancelled and their messages are left for redelivery.
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.stopOnce.Do(func() {
 		c.stopping.Store(true)
 		close(c.stopCh)
-		c.mu.Lock()
-		it := c.it
-		c.mu.Unlock()
-		if it != nil {
-			it.Stop()
-		}
+		done := make(chan struct{})
+		go func() {
+			<-c.fetchDone
+			c.workers.Wait()
+			// No pull is open now: what goes back goes to the server,
+			// for the next consumer, at once.
+			c.hbMu.Lock()
+			for _, h := range c.handBack {
+				h.ka.stop()
+				_ = h.msg.Nak()
+			}
+			c.handBack = nil
+			c.hbMu.Unlock()
+			close(done)
+		}()
 		select {
-		case <-c.loopDone:
+		case <-done:
 		case <-ctx.Done():
-		}
-		if err := c.inflight.wait(ctx); err != nil {
 			c.cancel()
-			// Give cancelled handlers a moment to nak.
-			wctx, wcancel := context.WithTimeout(context.Background(), time.Second)
-			_ = c.inflight.wait(wctx)
-			wcancel()
-			c.stopErr = fmt.Errorf("stop consumer %s: in-flight handlers: %w", c.cfg.Durable, err)
+			// Give cancelled handlers a moment to return, and their
+			// messages to go back.
+			select {
+			case <-done:
+			case <-time.After(time.Second):
+			}
+			c.stopErr = fmt.Errorf("stop consumer %s: in-flight handlers: %w", c.cfg.Durable, ctx.Err())
 		}
 		c.cancel()
 	})
@@ -574,6 +495,11 @@ func (c *Consumer) Stop(ctx context.Context) error {
 
 // Name returns the durable name.
 func (c *Consumer) Name() string { return c.cfg.Durable }
+
+// DeadLetterQuery selects this consumer's dead letters.
+func (c *Consumer) DeadLetterQuery() DeadLetterQuery {
+	return DeadLetterQuery{Stream: c.cfg.Stream, Consumer: c.cfg.Durable}
+}
 
 // Stats returns the consumer's health; the server's figures are fetched
 // within ctx, and marked unavailable when they cannot be.
@@ -606,4 +532,36 @@ func (c *Consumer) Stats(ctx context.Context) ConsumerStats {
 	st.AckPending = info.NumAckPending
 	st.Redelivered = info.NumRedelivered
 	return st
+}
+
+// keepAlive sends in-progress acks for a held message every third of its
+// AckWait: one timer, re-armed after each, instead of a ticker and a
+// goroutine per message (most messages are settled long before the first).
+type keepAlive struct {
+	mu    sync.Mutex
+	done  bool
+	timer *time.Timer
+}
+
+func startKeepAlive(msg jetstream.Msg, ackWait time.Duration) *keepAlive {
+	every := max(ackWait/3, 10*time.Millisecond)
+	k := &keepAlive{}
+	k.mu.Lock() // the callback reads k.timer under k.mu
+	k.timer = time.AfterFunc(every, func() {
+		_ = msg.InProgress()
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if !k.done {
+			k.timer.Reset(every)
+		}
+	})
+	k.mu.Unlock()
+	return k
+}
+
+func (k *keepAlive) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.done = true
+	k.timer.Stop()
 }

@@ -6,7 +6,6 @@ import (
 )
 
 func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
-	c := &Consumer{cfg: ConsumerConfig{RetryBase: 100 * time.Millisecond, RetryMax: 2 * time.Second}}
 	tests := []struct {
 		delivered        uint64
 		wantMin, wantMax time.Duration
@@ -20,7 +19,7 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for range 200 {
-			if d := c.backoff(tt.delivered); d < tt.wantMin || d > tt.wantMax {
+			if d := backoff(100*time.Millisecond, 2*time.Second, tt.delivered); d < tt.wantMin || d > tt.wantMax {
 				t.Fatalf("backoff(%d) = %s, want %s..%s", tt.delivered, d, tt.wantMin, tt.wantMax)
 			}
 		}

@@ -2,7 +2,9 @@ package messaging
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -70,10 +72,16 @@ func (z *lazyLogger) get() *slog.Logger {
 	return z.l
 }
 
+// withLogScope puts a logger carrying attrs into ctx, built on first use.
+// Requests and deliveries share it, so both log alike.
+func withLogScope(ctx context.Context, base *slog.Logger, attrs ...any) context.Context {
+	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, attrs: attrs})
+}
+
 // LoggerFrom returns the request-scoped logger a service puts in a
 // handler's context: it carries the service, endpoint, subject and request
-// id (or, in a consumer, the delivery's subject, sequence and event id).
-// Outside those it returns a logger that discards.
+// id (or, in a consumer, the delivery's subject, sequence, delivery count
+// and event id). Outside those it returns a logger that discards.
 func LoggerFrom(ctx context.Context) *slog.Logger {
 	switch l := ctx.Value(loggerKey{}).(type) {
 	case *slog.Logger:
@@ -82,4 +90,14 @@ func LoggerFrom(ctx context.Context) *slog.Logger {
 		return l.get()
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// panicked logs a recovered panic value once, with its stack, on the
+// scoped logger of ctx, and returns it as an error. The request side
+// (Recover) and the consumer side share it.
+func panicked(ctx context.Context, v any) error {
+	LoggerFrom(ctx).LogAttrs(ctx, slog.LevelError, "handler panicked",
+		slog.String("panic", fmt.Sprint(v)),
+		slog.String("stack", string(debug.Stack())))
+	return fmt.Errorf("panic: %v", v)
 }

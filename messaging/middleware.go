@@ -2,9 +2,7 @@ package messaging
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -30,7 +28,7 @@ func Logging(logger *slog.Logger) Middleware {
 				slog.String("subject", req.Subject),
 				slog.String("request_id", id),
 			}
-			ctx = context.WithValue(wire.WithRequestID(ctx, id), loggerKey{}, &lazyLogger{base: logger, attrs: attrs})
+			ctx = withLogScope(wire.WithRequestID(ctx, id), logger, attrs...)
 			resp, err := next.Serve(ctx, req)
 			status := 200
 			level := slog.LevelDebug
@@ -59,10 +57,7 @@ func Recover() Middleware {
 		return HandlerFunc(func(ctx context.Context, req *Request) (resp *wire.Reply, err error) {
 			defer func() {
 				if v := recover(); v != nil {
-					LoggerFrom(ctx).LogAttrs(ctx, slog.LevelError, "handler panicked",
-						slog.String("panic", fmt.Sprint(v)),
-						slog.String("stack", string(debug.Stack())))
-					resp, err = nil, wire.NewError(wire.CodeInternal, "internal error").WithCause(fmt.Errorf("panic: %v", v))
+					resp, err = nil, wire.NewError(wire.CodeInternal, "internal error").WithCause(panicked(ctx, v))
 				}
 			}()
 			return next.Serve(ctx, req)

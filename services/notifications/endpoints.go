@@ -9,7 +9,7 @@ import (
 // to the handler that serves it. (micro endpoint names allow no dots,
 // hence the dashes.)
 func routes(s *Service) []messaging.Endpoint {
-	dl := deadLetters{js: s.js, pub: s.pub, reg: s.reg}
+	dl := deadLetters{dl: messaging.NewDeadLetters(s.js, ""), pub: s.pub, reg: s.reg}
 	return []messaging.Endpoint{
 		messaging.Typed("webhooks-list", handleList(s.reg),
 			messaging.WithSubject(contract.SubjectWebhooksList),

@@ -41,7 +41,7 @@ func fanOut(reg *registry, pub *messaging.Publisher) func(context.Context, messa
 			EventType:    firstOf(ev.EventType, ev.Data.Type),
 			EventID:      firstOf(ev.Data.ID, ev.EventID),
 			EventTime:    ev.Data.OccurredAt,
-			Event:        ev.Raw,
+			Event:        ev.Payload,
 		}
 		if t.EventTime.IsZero() {
 			t.EventTime = ev.Time

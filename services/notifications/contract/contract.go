@@ -68,7 +68,17 @@ var EventSchemes = []string{users.EventSubjects, orders.EventSubjects}
 func DeliverySubject(webhookID string) string { return DeliverySubjectPrefix + webhookID }
 
 // Consumer is the durable consumer that delivers to webhook id.
-func Consumer(webhookID string) string { return "webhook-" + webhookID }
+func Consumer(webhookID string) string { return consumerPrefix + webhookID }
+
+// WebhookOf is the webhook that the durable consumer delivers to, or "".
+func WebhookOf(consumer string) string {
+	if id, ok := strings.CutPrefix(consumer, consumerPrefix); ok {
+		return id
+	}
+	return ""
+}
+
+const consumerPrefix = "webhook-"
 
 // Webhook is a receiver of events: every event whose subject matches one of
 // Subjects is POSTed to URL, signed with Secret.
