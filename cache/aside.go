@@ -50,6 +50,11 @@ type Options struct {
 	LoadTimeout time.Duration
 	// Logger receives rate-limited warnings; nil discards.
 	Logger *slog.Logger
+	// Gate, when set, is asked before each read of the backend: while it
+	// returns false, reads go to the loader. The owner closes it while
+	// the backend may hold entries whose invalidation is not applied yet
+	// (after a backend failure, until its invalidations caught up).
+	Gate func() bool
 
 	// beforeFill, in tests, runs between a load and its fill.
 	beforeFill func()
@@ -62,7 +67,7 @@ type Stats struct {
 	Misses       uint64 `json:"misses"`
 	Loads        uint64 `json:"loads"`
 	Errors       uint64 `json:"errors"`
-	Skipped      uint64 `json:"skipped"` // calls not made while the breaker was open
+	Skipped      uint64 `json:"skipped"` // reads not made: breaker open or gate closed
 }
 
 // HitRatio is (hits + negative hits) / lookups.
@@ -127,15 +132,31 @@ func (a *Aside[T]) Key(key string) string {
 	return a.o.Prefix + a.o.Namespace + ":" + key
 }
 
+// Key is the backend key of key in namespace, as an Aside with the default
+// prefix names it: "switchboard:<namespace>:<key>". Everything Switchboard
+// keeps in a shared backend is named this way.
+func Key(namespace, key string) string {
+	return DefaultPrefix + namespace + ":" + key
+}
+
 // Loader loads the value for a key from the source of truth: the value, its
 // version, and whether it exists.
 type Loader[T any] func(ctx context.Context) (value T, version int64, found bool, err error)
 
-// value is what is cached: a value, or the fact that there is none.
+// value is what is cached: a value, the fact that there is none, or that
+// the entry is stale (invalidated, to be loaded again).
 type value[T any] struct {
 	Found bool `json:"f"`
 	Value T    `json:"v,omitempty"`
+	Stale bool `json:"s,omitempty"`
 }
+
+// Versions as the backend sees them: a value of version v is stored at
+// 2v+1, an invalidation of version v at 2v. So an invalidation replaces
+// every value older than its write, and a value loaded after the write
+// (version v or later) replaces the invalidation.
+func valueVersion(v int64) int64 { return 2*v + 1 }
+func staleVersion(v int64) int64 { return 2 * v }
 
 type result[T any] struct {
 	v      T
@@ -159,10 +180,11 @@ func (a *Aside[T]) Get(ctx context.Context, key string, load Loader[T]) (T, bool
 		e, ok, failed := a.get(lctx, k)
 		if ok {
 			var v value[T]
-			if json.Unmarshal(e.Value, &v) == nil {
+			if json.Unmarshal(e.Value, &v) == nil && !v.Stale {
 				return result[T]{v: v.Value, found: v.Found, cached: true}, nil
 			}
-			// Our prefix but not our shape: a miss; the fill replaces it.
+			// Invalidated, or our prefix but not our shape: a miss;
+			// the fill replaces it.
 		}
 		a.loads.Add(1)
 		v, version, found, err := load(lctx)
@@ -179,7 +201,7 @@ func (a *Aside[T]) Get(ctx context.Context, key string, load Loader[T]) (T, bool
 		if !failed {
 			// A backend that just failed would most likely fail again:
 			// the read costs at most one budget, not two.
-			a.set(lctx, k, version, value[T]{Found: found, Value: v}, ttl)
+			a.set(lctx, k, valueVersion(version), value[T]{Found: found, Value: v}, ttl)
 		}
 		return result[T]{v: v, found: found}, nil
 	})
@@ -207,38 +229,56 @@ func (a *Aside[T]) Get(ctx context.Context, key string, load Loader[T]) (T, bool
 }
 
 // Put records that key now has v at version, after a write. It replaces
-// older entries and is ignored by newer ones.
+// older entries and is ignored by newer ones. It is best effort: a write
+// that does not reach the backend is made good by Invalidate, which the
+// owner calls, retrying, for every write (from a change feed).
 func (a *Aside[T]) Put(ctx context.Context, key string, version int64, v T) {
-	a.write(ctx, key, version, value[T]{Found: true, Value: v}, a.jitter(a.o.TTL))
+	a.write(ctx, key, valueVersion(version), value[T]{Found: true, Value: v}, a.jitter(a.o.TTL))
 }
 
-// Absent records that key no longer exists as of version (a delete).
+// Absent records that key no longer exists as of version (a delete); best
+// effort, like Put.
 func (a *Aside[T]) Absent(ctx context.Context, key string, version int64) {
-	a.write(ctx, key, version, value[T]{}, a.jitter(a.o.TTL))
+	a.write(ctx, key, valueVersion(version), value[T]{}, a.jitter(a.o.TTL))
 }
 
-// write is the one place a write updates the cache. If the update fails,
-// it tries to delete the entry; if that fails too, an older entry may be
-// served until its TTL ends (the documented worst case).
+// Invalidate records that key was written at version: an entry older than
+// that write becomes a miss, and no fill older than it is kept. Unlike Put
+// it reports failure, so that its caller retries until the backend
+// answers.
+func (a *Aside[T]) Invalidate(ctx context.Context, key string, version int64) error {
+	k := a.Key(key)
+	a.group.Forget(k)
+	data, err := json.Marshal(value[T]{Stale: true})
+	if err != nil {
+		return err
+	}
+	bctx, cancel := context.WithTimeout(ctx, a.o.Budget)
+	defer cancel()
+	_, err = a.b.SetIfNewer(bctx, k, Entry{Version: staleVersion(version), Value: data}, a.jitter(a.o.TTL))
+	a.record(err, "invalidate")
+	if err != nil {
+		return fmt.Errorf("invalidate %s: %w", k, err)
+	}
+	return nil
+}
+
+// write is the one place a write updates the cache.
 func (a *Aside[T]) write(ctx context.Context, key string, version int64, v value[T], ttl time.Duration) {
 	k := a.Key(key)
 	// Readers in this process that come after the write must not join a
 	// lookup that started before it.
 	a.group.Forget(k)
-	if a.set(ctx, k, version, v, ttl) {
-		return
-	}
-	if !a.allow() {
-		return
-	}
-	bctx, cancel := context.WithTimeout(ctx, a.o.Budget)
-	defer cancel()
-	a.record(a.b.Delete(bctx, k), "invalidate")
+	a.set(ctx, k, version, v, ttl)
 }
 
 // get reads k; failed is true when the backend was not asked (breaker
 // open) or did not answer.
 func (a *Aside[T]) get(ctx context.Context, k string) (e Entry, ok, failed bool) {
+	if a.o.Gate != nil && !a.o.Gate() {
+		a.skipped.Add(1)
+		return Entry{}, false, false
+	}
 	if !a.allow() {
 		return Entry{}, false, true
 	}

@@ -35,3 +35,18 @@ type Backend interface {
 	Name() string
 	Close() error
 }
+
+// Config is how a service is given its caches: the shared backend (Redis),
+// if any, and the bounds of the caches it builds on it and in process.
+type Config struct {
+	// Backend is the cache shared by the replicas; nil for none.
+	Backend Backend
+	// TTL bounds how long a shared entry lives (default DefaultTTL).
+	TTL time.Duration
+	// Budget bounds each call to the shared backend (default
+	// DefaultBudget); past it, the read goes to the source.
+	Budget time.Duration
+	// LocalEntries bounds the in-process cache (default
+	// DefaultLocalEntries); -1 turns it off.
+	LocalEntries int
+}

@@ -82,10 +82,15 @@ type Redis struct {
 	PoolSize int
 }
 
-// Cache tunes the cache, whichever store backs it.
+// Cache tunes the caches: each service's in-process cache, and the cache
+// shared by replicas when Redis is configured.
 type Cache struct {
-	// TTL is how long an entry lives.
+	// TTL is how long a shared entry lives.
 	TTL time.Duration
+	// Budget bounds each call to the shared cache.
+	Budget time.Duration
+	// Entries bounds each in-process cache; 0 turns them off.
+	Entries int
 }
 
 // Notifications configures the notifications service.

@@ -394,7 +394,7 @@ func TestLoadInvalid(t *testing.T) {
 		{
 			name:      "unknown key in file",
 			givenFile: "log-level = \"debug\"\nnats_url = \"nats://x:4222\"\n",
-			wantIn:    []string{`unknown key "nats_url" (did you mean "nats-url"?)`, "switchboard.toml", "valid keys: cache-ttl, data-dir,"},
+			wantIn:    []string{`unknown key "nats_url" (did you mean "nats-url"?)`, "switchboard.toml", "valid keys: cache-budget, cache-entries, cache-ttl, data-dir,"},
 		},
 		{
 			name:      "nested table in file",
@@ -685,7 +685,7 @@ func TestDefault(t *testing.T) {
 	want := config.Config{
 		NATS:            config.NATS{URL: "nats://127.0.0.1:4222", Listen: "127.0.0.1:4222"},
 		Redis:           config.Redis{Timeout: 50 * time.Millisecond},
-		Cache:           config.Cache{TTL: 5 * time.Minute},
+		Cache:           config.Cache{TTL: 5 * time.Minute, Budget: 50 * time.Millisecond, Entries: 50000},
 		Log:             config.Log{Level: "info", Format: "text"},
 		DataDir:         filepath.Join(os.TempDir(), "switchboard"),
 		HTTPListen:      "127.0.0.1:8080",

@@ -79,6 +79,8 @@ func ExampleConfig_Describe() {
 	// redis-timeout             = 50ms                                  (default)
 	// redis-pool-size           = 0                                     (default)
 	// cache-ttl                 = 5m                                    (default)
+	// cache-budget              = 50ms                                  (default)
+	// cache-entries             = 50000                                 (default)
 	// webhooks-file             =                                       (default)
 	// webhook-private-addresses = auto                                  (default)
 }

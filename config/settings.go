@@ -149,7 +149,7 @@ func settings() []setting {
 		{
 			name: "redis-url", arg: "url", url: true,
 			example: "redis://127.0.0.1:6379/0",
-			help:    "Redis URL for the cache; empty for an in-process cache",
+			help:    "Redis URL of the cache shared by replicas; empty for none",
 			allowed: "empty, or a URL with scheme redis or rediss and a host",
 			value:   str(func(c *Config) *string { return &c.Redis.URL }, checkRedisURL),
 		},
@@ -170,9 +170,23 @@ func settings() []setting {
 		{
 			name: "cache-ttl", arg: "duration",
 			def:     "5m",
-			help:    "lifetime of a cache entry",
+			help:    "lifetime of an entry in the shared (Redis) cache",
 			allowed: "duration > 0",
 			value:   duration(func(c *Config) *time.Duration { return &c.Cache.TTL }, 0),
+		},
+		{
+			name: "cache-budget", arg: "duration",
+			def:     "50ms",
+			help:    "time a read may spend on the shared cache before it goes to the stream",
+			allowed: "duration > 0 and ≤ 10s",
+			value:   duration(func(c *Config) *time.Duration { return &c.Cache.Budget }, 10*time.Second),
+		},
+		{
+			name: "cache-entries", arg: "int",
+			def:     "50000",
+			help:    "entries of each service's in-process cache; 0 turns it off",
+			allowed: "integer 0–100000000",
+			value:   integer(func(c *Config) *int { return &c.Cache.Entries }, 0, 100_000_000),
 		},
 		{
 			name: "webhooks-file", arg: "path", readable: true,

@@ -41,6 +41,9 @@ type ConsumerConfig struct {
 	FilterSubjects []string
 	// DeliverPolicy for a new consumer (default: all).
 	DeliverPolicy jetstream.DeliverPolicy
+	// HeadersOnly delivers the messages without their payloads, for
+	// handlers that need only the subject and headers.
+	HeadersOnly bool
 	// AckWait is how long the server waits for an ack before redelivering;
 	// the runtime extends it with in-progress acks for every message it
 	// holds, queued or running (default 30s).
@@ -233,6 +236,7 @@ func (c *Consumer) declare(ctx context.Context) error {
 		Description:    c.cfg.Description,
 		FilterSubjects: c.cfg.FilterSubjects,
 		DeliverPolicy:  c.cfg.DeliverPolicy,
+		HeadersOnly:    c.cfg.HeadersOnly,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        c.cfg.AckWait,
 		// The server never gives up on a message: if it did, a message
@@ -499,6 +503,22 @@ func (c *Consumer) Name() string { return c.cfg.Durable }
 // DeadLetterQuery selects this consumer's dead letters.
 func (c *Consumer) DeadLetterQuery() DeadLetterQuery {
 	return DeadLetterQuery{Stream: c.cfg.Stream, Consumer: c.cfg.Durable}
+}
+
+// AckFloor returns the stream sequence up to which the server has every
+// message of this consumer acknowledged.
+func (c *Consumer) AckFloor(ctx context.Context) (uint64, error) {
+	c.mu.Lock()
+	cons := c.cons
+	c.mu.Unlock()
+	if cons == nil {
+		return 0, errNotDeclared
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.AckFloor.Stream, nil
 }
 
 // Stats returns the consumer's health; the server's figures are fetched

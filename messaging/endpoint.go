@@ -139,7 +139,7 @@ func Typed[Req, Resp any](name string, fn func(ctx context.Context, req Req) (Re
 		if err != nil {
 			return nil, fmt.Errorf("encode %T response: %w", resp, err)
 		}
-		return &wire.Reply{Data: data}, nil
+		return &wire.Reply{Header: r.replyHeader, Data: data}, nil
 	})
 	schemas := map[string]string{
 		"request_schema":  schemaOf[Req](),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,34 @@ type Request struct {
 	Data []byte
 	// Received is when the service took the request off the wire.
 	Received time.Time
+	// Reply is the subject the answer goes to ("" for a publish).
+	Reply string
+
+	replyHeader wire.Header // set by SetReplyHeader
+}
+
+// Caller names who sent the request, as far as the connection tells: the
+// first token of its reply subject, which is the inbox prefix of the
+// caller's connection. Where every NATS user has its own inbox prefix and
+// may subscribe to no other (docs/security.md), it names the user; on a
+// server without such permissions, all callers share "_INBOX".
+func (r *Request) Caller() string {
+	first, _, _ := strings.Cut(r.Reply, ".")
+	return first
+}
+
+// SetReplyHeader adds a header to the reply of the typed request that ctx
+// belongs to (a write's stream sequence, say). Outside a typed handler it
+// does nothing.
+func SetReplyHeader(ctx context.Context, key, value string) {
+	r, ok := RequestFromContext(ctx)
+	if !ok {
+		return
+	}
+	if r.replyHeader == nil {
+		r.replyHeader = wire.Header{}
+	}
+	r.replyHeader.Set(key, value)
 }
 
 // Handler serves one request. An error reply is made from a returned error

@@ -2,15 +2,12 @@ package messaging_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/messaging"
-	"github.com/devloop/switchboard/wire"
 )
 
 func TestEnsureStreamIsIdempotent(t *testing.T) {
@@ -39,38 +36,6 @@ func TestEnsureStreamIsIdempotent(t *testing.T) {
 	cfg.Storage = jetstream.MemoryStorage
 	if _, err := messaging.EnsureStream(ctx, js, cfg); err == nil {
 		t.Fatal("changing the storage type succeeded, want an error")
-	}
-}
-
-func TestPublishExpectations(t *testing.T) {
-	srv := startServer(t)
-	js, err := jetstream.New(connect(t, srv))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, err := messaging.EnsureStream(ctx, js, jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	msg := func(data string) *nats.Msg { return &nats.Msg{Subject: "events.a", Data: []byte(data)} }
-
-	first, err := messaging.Publish(ctx, js, msg("1"), messaging.ExpectLastSubjectSequence(0), messaging.WithMsgID("e1"))
-	if err != nil {
-		t.Fatalf("first write: %v", err)
-	}
-	// A retry with the same id is not stored twice and names the first.
-	dup, err := messaging.Publish(ctx, js, msg("1 again"), messaging.WithMsgID("e1"))
-	if err != nil || !dup.Duplicate || dup.Sequence != first.Sequence {
-		t.Fatalf("duplicate = %+v, %v; want Duplicate of seq %d", dup, err, first.Sequence)
-	}
-	// Expecting an empty subject fails now that it has a message.
-	_, err = messaging.Publish(ctx, js, msg("2"), messaging.ExpectLastSubjectSequence(0))
-	if !errors.Is(err, wire.ErrConflict) {
-		t.Fatalf("stale expectation: err = %v, want ErrConflict", err)
-	}
-	second, err := messaging.Publish(ctx, js, msg("2"), messaging.ExpectLastSubjectSequence(first.Sequence))
-	if err != nil || second.Sequence != first.Sequence+1 {
-		t.Fatalf("conditional write: %+v, %v", second, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/devloop/switchboard/wire"
 )
@@ -19,6 +20,9 @@ import (
 const (
 	DefaultMaxInFlight     = 256
 	DefaultPublishAttempts = 5
+	// defaultAttemptTimeout bounds one attempt when ctx leaves more time:
+	// past it the outcome counts as unknown and the publish is sent again.
+	defaultAttemptTimeout = 2 * time.Second
 )
 
 // OutEvent is an event to publish: a subject, a type, an id and a JSON
@@ -39,9 +43,12 @@ type OutEvent struct {
 	Header nats.Header
 }
 
-// Publisher publishes events to JetStream with asynchronous acks: many
-// publishes share the connection, at most MaxInFlight unacknowledged at
-// once. It is safe for concurrent use.
+// Publisher publishes to JetStream, one message or an atomic batch, and
+// makes sure of the outcome: a publish whose outcome is unknown (no ack in
+// time, a reconnect, a leader election) is sent again under the same
+// Nats-Msg-Ids, and a resend that the server refuses because the first
+// send was stored after all counts as the success it is. It is the one
+// publish path of every service. It is safe for concurrent use.
 type Publisher struct {
 	js       jetstream.JetStream
 	attempts int
@@ -67,8 +74,8 @@ func WithMaxInFlight(n int) PublisherOption {
 	}
 }
 
-// WithPublishAttempts sets how often a publish whose outcome is unknown
-// (no ack in time) is sent again under the same id (default 5).
+// WithPublishAttempts sets how often a publish whose outcome is unknown is
+// sent (default 5).
 func WithPublishAttempts(n int) PublisherOption {
 	return func(o *publisherOptions) error {
 		if n < 1 {
@@ -104,7 +111,7 @@ func (p *Publisher) Msg(ctx context.Context, ev OutEvent) (*nats.Msg, error) {
 	if id == "" {
 		id = nuid.Next()
 	}
-	h := nats.Header{}
+	h := make(nats.Header, len(ev.Header)+6)
 	for k, v := range ev.Header {
 		h[k] = v
 	}
@@ -123,75 +130,189 @@ func (p *Publisher) Msg(ctx context.Context, ev OutEvent) (*nats.Msg, error) {
 	return &nats.Msg{Subject: ev.Subject, Header: h, Data: data}, nil
 }
 
-// PublishAsync sends ev and returns at once with a future for its ack.
+// PublishAsync sends ev and returns at once with a future for its ack. It
+// does not resend: use it for fire-and-forget streams of events whose
+// publisher checks the futures itself.
 func (p *Publisher) PublishAsync(ctx context.Context, ev OutEvent, opts ...PublishOption) (jetstream.PubAckFuture, error) {
 	msg, err := p.Msg(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
-	return p.js.PublishMsgAsync(msg, publishOpts(opts)...)
+	applyExpectations(msg, opts)
+	return p.js.PublishMsgAsync(msg)
 }
 
-// Publish sends ev and waits for the server to store it. A publish whose
-// outcome is unknown (no ack in time, a reconnect) is sent again under the
-// same id, which the server de-duplicates, so the error is nil exactly when
-// the event was stored; it is an error when the server refused it (a 409
-// for a failed expectation) or when ctx ended first.
+// Publish sends ev and waits for the server to store it. The error is nil
+// exactly when the event is stored; a refused expectation is a 409
+// *wire.Error (errors.Is(err, wire.ErrConflict)); other refusals, and ctx
+// ending first, are errors too.
 func (p *Publisher) Publish(ctx context.Context, ev OutEvent, opts ...PublishOption) (*jetstream.PubAck, error) {
 	msg, err := p.Msg(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
-	popts := publishOpts(opts)
-	var last error
+	applyExpectations(msg, opts)
+	return p.PublishMsgs(ctx, msg)
+}
+
+// PublishMsgs stores msgs atomically, all or none, in the order given (one
+// message is a plain publish; more are an atomic batch, which needs a
+// stream with AllowAtomicPublish, nats-server 2.12 or later). Expectations
+// go in each message's headers (see [Expect]); a message without a
+// Nats-Msg-Id gets a random one, so that resends are de-duplicated. The ack
+// is the last message's. Errors are as for Publish.
+func (p *Publisher) PublishMsgs(ctx context.Context, msgs ...*nats.Msg) (*jetstream.PubAck, error) {
+	if len(msgs) == 0 {
+		return nil, errors.New("publish: no messages")
+	}
+	for _, m := range msgs {
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		if m.Header.Get(jetstream.MsgIDHeader) == "" {
+			m.Header.Set(jetstream.MsgIDHeader, nuid.Next())
+		}
+	}
+	last := msgs[len(msgs)-1]
+	var lastErr error
 	for attempt := 0; attempt < p.attempts; attempt++ {
-		fut, err := p.js.PublishMsgAsync(msg, popts...)
+		ack, err := p.send(ctx, msgs)
+		if err == nil {
+			return ack, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("publish %s: %w (last: %v)", last.Subject, ctx.Err(), err)
+		}
+		refused := IsWrongLastSequence(err) || isBatchDuplicate(err)
+		if refused && attempt > 0 {
+			// The server checks expectations before de-duplication:
+			// when an earlier send was stored after all, this resend
+			// is refused. Ask the stream whether it has our message.
+			if ack, ok := p.stored(ctx, last); ok {
+				return ack, nil
+			}
+		}
+		switch {
+		case IsWrongLastSequence(err):
+			return nil, wire.NewError(wire.CodeConflict, fmt.Sprintf("%s changed concurrently", last.Subject)).WithCause(err)
+		case isRefusal(err):
+			return nil, fmt.Errorf("publish %s: %w", last.Subject, err) // final
+		}
+		lastErr = err // unknown outcome: send again, same ids
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			attempt-- // the window is full: waiting is not a failed attempt
+		}
+		if werr := sleepCtx(ctx, 10*time.Millisecond); werr != nil {
+			return nil, fmt.Errorf("publish %s: %w (last: %v)", last.Subject, werr, lastErr)
+		}
+	}
+	return nil, wire.NewError(wire.CodeUnavailable, fmt.Sprintf("publish %s: not acknowledged after %d attempts; retry later", last.Subject, p.attempts)).WithCause(lastErr)
+}
+
+// send makes one attempt, bounded by the attempt timeout.
+func (p *Publisher) send(ctx context.Context, msgs []*nats.Msg) (*jetstream.PubAck, error) {
+	actx, cancel := context.WithTimeout(ctx, defaultAttemptTimeout)
+	defer cancel()
+	if len(msgs) == 1 {
+		fut, err := p.js.PublishMsgAsync(msgs[0])
 		if err != nil {
-			last = err
-			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				attempt-- // the window is full: waiting is not a failed attempt
-			}
-			if werr := sleepCtx(ctx, 10*time.Millisecond); werr != nil {
-				return nil, fmt.Errorf("publish %s: %w (last: %v)", ev.Subject, werr, last)
-			}
-			continue
+			return nil, err
 		}
 		select {
 		case ack := <-fut.Ok():
 			return ack, nil
 		case err := <-fut.Err():
-			if IsWrongLastSequence(err) {
-				return nil, wire.NewError(wire.CodeConflict, fmt.Sprintf("%s changed concurrently", ev.Subject)).WithCause(err)
-			}
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) {
-				return nil, fmt.Errorf("publish %s: %w", ev.Subject, err) // refused: final
-			}
-			last = err // timed out, no responders: unknown, send again
-		case <-ctx.Done():
-			return nil, fmt.Errorf("publish %s: %w", ev.Subject, ctx.Err())
+			return nil, err
+		case <-actx.Done():
+			return nil, actx.Err()
 		}
 	}
-	return nil, fmt.Errorf("publish %s: not acknowledged after %d attempts: %w", ev.Subject, p.attempts, last)
+	ack, err := jetstreamext.PublishMsgBatch(actx, p.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
+	if err != nil {
+		return nil, err
+	}
+	return &jetstream.PubAck{Stream: ack.Stream, Sequence: ack.Sequence, Domain: ack.Domain}, nil
 }
 
-func publishOpts(opts []PublishOption) []jetstream.PublishOpt {
-	var o publishOptions
+// stored reports whether the stream holds msg (by its Nats-Msg-Id, as the
+// last message on its subject), and its ack.
+func (p *Publisher) stored(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, bool) {
+	stream, err := p.js.StreamNameBySubject(ctx, msg.Subject)
+	if err != nil {
+		return nil, false
+	}
+	m, err := LastMsg(ctx, p.js, stream, msg.Subject)
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != msg.Header.Get(jetstream.MsgIDHeader) {
+		return nil, false
+	}
+	return &jetstream.PubAck{Stream: stream, Sequence: m.Sequence, Duplicate: true}, true
+}
+
+// isRefusal reports whether err is the server's final answer (an API
+// error other than a duplicate batch), not an unknown outcome.
+func isRefusal(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr)
+}
+
+// isBatchDuplicate reports whether err refuses a batch whose message ids
+// the stream has seen: a resent batch that was stored the first time.
+func isBatchDuplicate(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstreamext.JSErrCodeBatchPublishDuplicateMsgID
+}
+
+// PublishOption adds a JetStream expectation to a publish.
+type PublishOption func(*nats.Msg)
+
+// ExpectLastSubjectSequence makes the write conditional: it is stored only
+// when the last message on its subject has stream sequence seq (0: the
+// subject has no message yet). Otherwise the publish fails with a 409.
+func ExpectLastSubjectSequence(seq uint64) PublishOption {
+	return func(m *nats.Msg) { m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10)) }
+}
+
+// ExpectLastSequenceFor is ExpectLastSubjectSequence for the subjects that
+// filter matches (wildcards allowed), e.g. all of one order's events on
+// orders.events.<id>.*.
+func ExpectLastSequenceFor(filter string, seq uint64) PublishOption {
+	return func(m *nats.Msg) {
+		m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+		m.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, filter)
+	}
+}
+
+// WithMsgTTL makes the stream delete the message after ttl (the stream
+// needs AllowMsgTTL).
+func WithMsgTTL(ttl time.Duration) PublishOption {
+	return func(m *nats.Msg) { m.Header.Set(jetstream.MsgTTLHeader, ttl.String()) }
+}
+
+// Expect applies opts to msg's headers, for PublishMsgs.
+func Expect(msg *nats.Msg, opts ...PublishOption) *nats.Msg {
+	applyExpectations(msg, opts)
+	return msg
+}
+
+func applyExpectations(msg *nats.Msg, opts []PublishOption) {
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
 	for _, opt := range opts {
-		opt(&o)
+		opt(msg)
 	}
-	var popts []jetstream.PublishOpt
-	if o.msgID != "" {
-		popts = append(popts, jetstream.WithMsgID(o.msgID))
+}
+
+// IsWrongLastSequence reports whether err is JetStream refusing a write
+// whose expected last sequence did not hold (error codes 10071, and 10164
+// when the subject is being written by another publish at that moment).
+func IsWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
 	}
-	if o.lastSubSeq != nil {
-		if o.lastSubSeqSubject != "" {
-			popts = append(popts, jetstream.WithExpectLastSequenceForSubject(*o.lastSubSeq, o.lastSubSeqSubject))
-		} else {
-			popts = append(popts, jetstream.WithExpectLastSequencePerSubject(*o.lastSubSeq))
-		}
-	}
-	return popts
+	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -45,21 +45,37 @@ type ServiceConfig struct {
 	// Middleware runs inside the built-in logging, recovery and deadline
 	// middleware, first element outermost.
 	Middleware []Middleware
-	// MaxPayload is every endpoint's default request size limit
-	// (default DefaultMaxPayload).
-	MaxPayload int
-	// MaxConcurrency is every endpoint's default concurrency limit
-	// (default DefaultMaxConcurrency).
-	MaxConcurrency int
-	// Timeout bounds a handler when the request carries no earlier
-	// deadline (default DefaultTimeout).
-	Timeout time.Duration
+	// Limits bound every endpoint (an endpoint's options may lower them).
+	Limits Limits
 	// Consumers are the service's JetStream consumers. Their health
 	// (pending, ack pending, redelivered, dead-lettered) is the stats data
 	// of an extra endpoint "<name>.consumers", which also answers it on
 	// request, so `nats micro stats` and `nats req <name>.consumers ''`
 	// show it.
 	Consumers []*Consumer
+}
+
+// Limits bound a service's endpoints. Zero fields take the defaults.
+type Limits struct {
+	// Timeout bounds a handler when the request carries no earlier
+	// deadline (default DefaultTimeout).
+	Timeout time.Duration
+	// MaxConcurrency is how many requests one endpoint works on at once;
+	// more are answered 503 (default DefaultMaxConcurrency).
+	MaxConcurrency int
+	// MaxPayload is the largest request an endpoint accepts; larger ones
+	// are answered 413 (default DefaultMaxPayload).
+	MaxPayload int
+}
+
+// replyHeadroom is what MaxReply leaves for a reply's headers.
+const replyHeadroom = 4 << 10
+
+// MaxReply is the largest reply payload nc can send: the server's max
+// payload less room for headers. Endpoints that return lists bound their
+// pages by it.
+func MaxReply(nc *nats.Conn) int {
+	return int(nc.MaxPayload()) - replyHeadroom
 }
 
 // Service is a running micro service whose endpoints run handlers
@@ -121,22 +137,23 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 	if nc == nil {
 		return nil, fmt.Errorf("%w: nil connection", ErrInvalidOption)
 	}
-	if cfg.MaxPayload == 0 {
-		cfg.MaxPayload = DefaultMaxPayload
+	lim := &cfg.Limits
+	if lim.MaxPayload == 0 {
+		lim.MaxPayload = DefaultMaxPayload
 	}
-	if cfg.MaxConcurrency == 0 {
-		cfg.MaxConcurrency = DefaultMaxConcurrency
+	if lim.MaxConcurrency == 0 {
+		lim.MaxConcurrency = DefaultMaxConcurrency
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
+	if lim.Timeout == 0 {
+		lim.Timeout = DefaultTimeout
 	}
 	switch {
-	case cfg.MaxPayload < 0:
-		return nil, fmt.Errorf("%w: max payload %d", ErrInvalidOption, cfg.MaxPayload)
-	case cfg.MaxConcurrency < 0:
-		return nil, fmt.Errorf("%w: max concurrency %d", ErrInvalidOption, cfg.MaxConcurrency)
-	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("%w: timeout %s", ErrInvalidOption, cfg.Timeout)
+	case lim.MaxPayload < 0:
+		return nil, fmt.Errorf("%w: max payload %d", ErrInvalidOption, lim.MaxPayload)
+	case lim.MaxConcurrency < 0:
+		return nil, fmt.Errorf("%w: max concurrency %d", ErrInvalidOption, lim.MaxConcurrency)
+	case lim.Timeout < 0:
+		return nil, fmt.Errorf("%w: timeout %s", ErrInvalidOption, lim.Timeout)
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -148,7 +165,7 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 	if len(cfg.Consumers) > 0 {
 		routes = append(routes, consumersRoute(cfg.Consumers))
 	}
-	mw := append([]Middleware{Logging(logger), Recover(), Deadline(cfg.Timeout)}, cfg.Middleware...)
+	mw := append([]Middleware{Logging(logger), Recover(), Deadline(cfg.Limits.Timeout)}, cfg.Middleware...)
 	for _, r := range routes {
 		if r.err != nil {
 			s.cancel()
@@ -158,13 +175,13 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 			name:       r.name,
 			subject:    r.opts.subject,
 			handler:    Chain(r.handler, mw...),
-			maxPayload: orDefault(r.opts.maxPayload, cfg.MaxPayload),
+			maxPayload: orDefault(r.opts.maxPayload, cfg.Limits.MaxPayload),
 			errors:     map[int]uint64{},
 		}
 		if ep.subject == "" {
 			ep.subject = cfg.Name + "." + r.name
 		}
-		ep.sem = make(chan struct{}, orDefault(r.opts.maxConcurrency, cfg.MaxConcurrency))
+		ep.sem = make(chan struct{}, orDefault(r.opts.maxConcurrency, cfg.Limits.MaxConcurrency))
 		if r.name == consumersEndpoint && len(cfg.Consumers) > 0 {
 			ep.data = func() any { return consumerStats(cfg.Consumers) }
 		}
@@ -255,8 +272,9 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 			Header:   nats.Header(mr.Headers()),
 			Data:     mr.Data(),
 			Received: time.Now(),
+			Reply:    mr.Reply(),
 		}
-		reply := mr.Reply()
+		reply := req.Reply
 		if len(req.Data) > ep.maxPayload {
 			ep.tooLarge.Add(1)
 			e := wire.NewError(wire.CodeTooLarge, fmt.Sprintf("payload of %d bytes is over this endpoint's limit of %d bytes", len(req.Data), ep.maxPayload))
@@ -279,16 +297,21 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 			ep.nanos.Add(uint64(time.Since(req.Received)))
 			if err != nil {
 				e := wire.ErrorOf(err)
-				ep.mu.Lock()
-				ep.errors[e.Code]++
-				ep.mu.Unlock()
-				s.respond(reply, errorMsg(e))
+				ep.count(e.Code)
+				s.respond(ep, reply, errorMsg(e))
 				return
 			}
 			msg := &nats.Msg{Data: resp.Data, Header: nats.Header(resp.Header)}
-			s.respond(reply, msg)
+			s.respond(ep, reply, msg)
 		}()
 	}
+}
+
+// count records an error reply of code.
+func (ep *endpoint) count(code int) {
+	ep.mu.Lock()
+	ep.errors[code]++
+	ep.mu.Unlock()
 }
 
 // refuse answers on micro's goroutine through micro, so that `nats micro
@@ -304,13 +327,25 @@ func (s *Service) refuse(mr micro.Request, e *wire.Error) {
 }
 
 // respond publishes a reply from a handler goroutine. It does not go through
-// micro.Request, whose fields micro reads on its own goroutine.
-func (s *Service) respond(reply string, msg *nats.Msg) {
+// micro.Request, whose fields micro reads on its own goroutine. A reply too
+// large for the connection becomes an error reply saying so, instead of a
+// silence the caller would wait out.
+func (s *Service) respond(ep *endpoint, reply string, msg *nats.Msg) {
 	if reply == "" {
 		return // a publish, not a request: nobody waits for an answer
 	}
 	msg.Subject = reply
-	if err := s.nc.PublishMsg(msg); err != nil {
+	err := s.nc.PublishMsg(msg)
+	if errors.Is(err, nats.ErrMaxPayload) {
+		s.logger.Error("reply too large for the connection", slog.String("subject", ep.subject),
+			slog.Int("bytes", len(msg.Data)), slog.Int64("max_payload", s.nc.MaxPayload()))
+		e := wire.NewError(wire.CodeInternal, fmt.Sprintf("the reply of %d bytes is larger than the server's max payload of %d bytes", len(msg.Data), s.nc.MaxPayload()))
+		ep.count(e.Code)
+		m := errorMsg(e)
+		m.Subject = reply
+		err = s.nc.PublishMsg(m)
+	}
+	if err != nil {
 		s.logger.Warn("reply failed", slog.String("reply", reply), slog.String("error", err.Error()))
 	}
 }

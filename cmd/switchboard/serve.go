@@ -17,6 +17,7 @@ import (
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/lifecycle"
 	"github.com/devloop/switchboard/messaging"
 )
 
@@ -36,7 +37,7 @@ func serve(ctx context.Context, cfg config.Config, m mode, names []string, stdou
 	defer stopSignals()
 	logger.Info("starting switchboard", slog.String("version", buildVersion()), slog.String("mode", string(m)), slog.Any("config", cfg))
 
-	var sd shutdowner
+	var sd lifecycle.Stack
 	err := start(ctx, cfg, m, names, logger, stdout, &sd)
 	if err == nil {
 		<-ctx.Done()
@@ -48,7 +49,7 @@ func serve(ctx context.Context, cfg config.Config, m mode, names []string, stdou
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- sd.run(sctx) }()
+	go func() { done <- sd.Stop(sctx) }()
 	select {
 	case serr := <-done:
 		if serr != nil {
@@ -64,7 +65,7 @@ func serve(ctx context.Context, cfg config.Config, m mode, names []string, stdou
 
 // start brings everything up, registering each part's shutdown in sd as it
 // goes, so that a failure half-way tears down what was started.
-func start(ctx context.Context, cfg config.Config, m mode, names []string, logger *slog.Logger, stdout io.Writer, sd *shutdowner) error {
+func start(ctx context.Context, cfg config.Config, m mode, names []string, logger *slog.Logger, stdout io.Writer, sd *lifecycle.Stack) error {
 	// NATS: an embedded server in dev, an external one in run.
 	var nc *nats.Conn
 	var natsURL, storeDir string
@@ -81,7 +82,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 		if err != nil {
 			return err
 		}
-		sd.push("embedded nats", srv.Shutdown)
+		sd.Push("embedded nats", srv.Shutdown)
 		natsURL = srv.ClientURL()
 		nc, err = srv.Connect(connName)
 		if err != nil {
@@ -100,17 +101,17 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 			return err
 		}
 	}
-	sd.push("nats connection", func(ctx context.Context) error { return drain(ctx, nc, logger) })
+	sd.Push("nats connection", func(ctx context.Context) error { return drain(ctx, nc, logger) })
 
-	// Cache: Redis when configured; in dev without Redis an in-process
-	// cache (one process, so it cannot go stale between replicas); in run
-	// without Redis none, since each replica's own cache would.
-	backend, err := newCacheBackend(cfg, m, logger)
+	// Cache: Redis, shared by the replicas, when configured. Each service
+	// also keeps an in-process cache that its stream's change feed keeps
+	// current, with or without Redis.
+	backend, err := newCacheBackend(cfg, logger)
 	if err != nil {
 		return err
 	}
 	if backend != nil {
-		sd.push("cache", func(context.Context) error { return backend.Close() })
+		sd.Push("cache", func(context.Context) error { return backend.Close() })
 	}
 
 	// Services.
@@ -121,7 +122,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		running = append(running, svc)
-		sd.push("service "+name, svc.Stop)
+		sd.Push("service "+name, svc.Stop)
 	}
 
 	// Ops HTTP.
@@ -138,7 +139,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	}()
 	// The ops server stops first, so /readyz stops answering before the
 	// services stop taking requests.
-	sd.push("ops http", hs.Shutdown)
+	sd.Push("ops http", hs.Shutdown)
 	opsURL := "http://" + ln.Addr().String()
 
 	fmt.Fprintf(stdout, "switchboard %s is ready\n", m)
@@ -152,21 +153,18 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	return nil
 }
 
-func newCacheBackend(cfg config.Config, m mode, logger *slog.Logger) (cache.Backend, error) {
-	switch {
-	case cfg.Redis.URL != "":
-		r, err := cache.NewRedis(cache.RedisOptions{URL: cfg.Redis.URL, Timeout: cfg.Redis.Timeout, PoolSize: cfg.Redis.PoolSize})
-		if err != nil {
-			return nil, err
-		}
-		logger.Info("cache: redis", slog.String("url", config.MaskURL(cfg.Redis.URL)), slog.Duration("timeout", cfg.Redis.Timeout), slog.Duration("ttl", cfg.Cache.TTL))
-		return r, nil
-	case m == modeDev:
-		logger.Info("cache: in-process (set --redis-url to use Redis)", slog.Duration("ttl", cfg.Cache.TTL))
-		return cache.NewMemory(0), nil
+func newCacheBackend(cfg config.Config, logger *slog.Logger) (cache.Backend, error) {
+	if cfg.Redis.URL == "" {
+		logger.Info("cache: in-process per service (set --redis-url to share one between replicas)", slog.Int("entries", cfg.Cache.Entries))
+		return nil, nil
 	}
-	logger.Info("cache: none (set --redis-url to share a cache between replicas)")
-	return nil, nil
+	r, err := cache.NewRedis(cache.RedisOptions{URL: cfg.Redis.URL, Timeout: cfg.Redis.Timeout, PoolSize: cfg.Redis.PoolSize})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("cache: in-process per service, and redis", slog.String("url", config.MaskURL(cfg.Redis.URL)),
+		slog.Duration("timeout", cfg.Redis.Timeout), slog.Duration("ttl", cfg.Cache.TTL), slog.Int("entries", cfg.Cache.Entries))
+	return r, nil
 }
 
 // drain drains nc: its subscriptions deliver what they hold, pending
@@ -196,28 +194,4 @@ func drain(ctx context.Context, nc *nats.Conn, logger *slog.Logger) error {
 		nc.Close()
 		return fmt.Errorf("drain: %w", ctx.Err())
 	}
-}
-
-// shutdowner runs shutdown steps in reverse order of registration.
-type shutdowner struct {
-	steps []step
-}
-
-type step struct {
-	name string
-	fn   func(context.Context) error
-}
-
-func (s *shutdowner) push(name string, fn func(context.Context) error) {
-	s.steps = append(s.steps, step{name, fn})
-}
-
-func (s *shutdowner) run(ctx context.Context) error {
-	var errs []error
-	for i := len(s.steps) - 1; i >= 0; i-- {
-		if err := s.steps[i].fn(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.steps[i].name, err))
-		}
-	}
-	return errors.Join(errs...)
 }

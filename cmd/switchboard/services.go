@@ -15,7 +15,6 @@ import (
 	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/orders"
 	"github.com/devloop/switchboard/services/users"
-	"github.com/devloop/switchboard/services/users/contract"
 )
 
 // service is what serve needs of a running service.
@@ -44,6 +43,20 @@ type deps struct {
 	dev bool
 }
 
+// cacheConfig is how every service is given its caches.
+func (d deps) cacheConfig() cache.Config {
+	entries := d.cfg.Cache.Entries
+	if entries == 0 {
+		entries = -1 // off
+	}
+	return cache.Config{Backend: d.cache, TTL: d.cfg.Cache.TTL, Budget: d.cfg.Cache.Budget, LocalEntries: entries}
+}
+
+// limits are every service's endpoint limits.
+func (d deps) limits() messaging.Limits {
+	return messaging.Limits{Timeout: d.cfg.RequestTimeout}
+}
+
 type starter func(ctx context.Context, d deps) (service, error)
 
 // registry lists every service the binary can run, in start order.
@@ -56,36 +69,17 @@ func registry() []struct {
 		start starter
 	}{
 		{"users", func(ctx context.Context, d deps) (service, error) {
-			opts := users.Options{
-				Logger:  d.logger,
-				Service: messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
-			}
-			if d.cache != nil {
-				aside, err := cache.NewAside[contract.User](d.cache, cache.Options{
-					Namespace: "users",
-					TTL:       d.cfg.Cache.TTL,
-					Budget:    d.cfg.Redis.Timeout,
-					Logger:    d.logger.With(slog.String("service", "users")),
-				})
-				if err != nil {
-					return nil, err
-				}
-				opts.Decorate = users.WithCache(aside)
-			}
-			return users.Start(ctx, d.nc, opts)
+			return users.Start(ctx, d.nc, users.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits()})
 		}},
 		{"orders", func(ctx context.Context, d deps) (service, error) {
-			return orders.Start(ctx, d.nc, orders.Options{
-				Logger:  d.logger,
-				Service: messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
-			})
+			return orders.Start(ctx, d.nc, orders.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits()})
 		}},
 		{"notifications", func(ctx context.Context, d deps) (service, error) {
 			policy := d.cfg.Notifications.PrivateAddresses
 			return notifications.Start(ctx, d.nc, notifications.Options{
 				Logger:       d.logger,
-				Service:      messaging.ServiceConfig{Timeout: d.cfg.RequestTimeout},
-				Cache:        d.cache,
+				Limits:       d.limits(),
+				Cache:        d.cacheConfig(),
 				WebhooksFile: d.cfg.Notifications.WebhooksFile,
 				AllowPrivate: policy == "allow" || policy == "auto" && d.dev,
 			})

@@ -3,7 +3,6 @@ package notifications
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -66,10 +65,10 @@ func toDeadLetter(m messaging.DeadLetter) contract.DeadLetter {
 func (d deadLetters) resubmit(ctx context.Context, m messaging.DeadLetter) error {
 	var t contract.Task
 	if err := json.Unmarshal(m.Data, &t); err != nil || !contract.ValidID(t.WebhookID) {
-		return wire.Errorf(wire.CodeConflict, "dead letter %d holds no delivery task", m.Seq)
+		return fmt.Errorf("dead letter %d: %w", m.Seq, ErrNoTask)
 	}
 	if _, ok := d.reg.get(t.WebhookID); !ok {
-		return wire.Errorf(wire.CodeNotFound, "webhook %q of dead letter %d no longer exists; put it again first", t.WebhookID, m.Seq)
+		return fmt.Errorf("webhook %q of dead letter %d no longer exists, put it again first: %w", t.WebhookID, m.Seq, ErrWebhookNotFound)
 	}
 	_, err := d.pub.Publish(ctx, messaging.OutEvent{
 		Subject: contract.DeliverySubject(t.WebhookID),
@@ -83,18 +82,14 @@ func (d deadLetters) resubmit(ctx context.Context, m messaging.DeadLetter) error
 // replay delivers dead letter seq again and removes it from the list. A
 // replay that fails again is dead-lettered again, under a new sequence.
 func (d deadLetters) replay(ctx context.Context, seq uint64) error {
-	err := d.dl.Replay(ctx, query(""), seq, d.resubmit)
-	if errors.Is(err, messaging.ErrDeadLetterNotFound) {
-		return wire.Errorf(wire.CodeNotFound, "no webhook dead letter %d", seq)
-	}
-	return err
+	return d.dl.Replay(ctx, query(""), seq, d.resubmit)
 }
 
 // replayAll replays every dead letter webhook id has now; those its
 // replays cause are not replayed again.
 func (d deadLetters) replayAll(ctx context.Context, id string) (int, error) {
 	if _, ok := d.reg.get(id); !ok {
-		return 0, wire.Errorf(wire.CodeNotFound, "webhook %q not found", id)
+		return 0, fmt.Errorf("webhook %q: %w", id, ErrWebhookNotFound)
 	}
 	n, err := d.dl.ReplayAll(ctx, query(id), d.resubmit)
 	if err != nil {

@@ -37,6 +37,7 @@ type deliverer struct {
 	client    *http.Client
 	delivered deliveredStore
 	now       func() time.Time
+	logger    *slog.Logger
 }
 
 // deliver is the handler of every webhook's delivery consumer. A delivery
@@ -54,7 +55,10 @@ func (d *deliverer) deliver(ctx context.Context, ev messaging.Event[contract.Tas
 	key := t.WebhookID + ":" + t.EventID
 	done, err := d.delivered.seen(ctx, key)
 	if err != nil {
-		return fmt.Errorf("check delivered: %w", err) // transient: retried
+		// The marks are an optimisation of at-least-once, not a gate:
+		// an outage of their store must not hold deliveries back (or
+		// dead-letter them). Send; receivers de-duplicate.
+		log.Warn("cannot tell whether already delivered; sending", slog.String("error", err.Error()))
 	}
 	if done {
 		log.Debug("already delivered; skipped")

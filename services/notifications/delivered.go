@@ -24,23 +24,29 @@ type deliveredStore interface {
 	mark(ctx context.Context, key string) error
 }
 
-// cacheDelivered keeps the marks in the cache backend (Redis, shared by
-// the replicas, or the in-process one of dev). It stores them as versioned
-// entries because the idempotency store's Claim is a test-and-set: it
-// cannot ask "was this delivered?" without recording that it was, and
-// recording before sending would lose the delivery on a crash.
-type cacheDelivered struct {
-	b      cache.Backend
-	prefix string
+// openDelivered keeps the marks in the shared cache (Redis) when there is
+// one, else in a key-value bucket.
+func openDelivered(ctx context.Context, js jetstream.JetStream, b cache.Backend) (deliveredStore, error) {
+	if b != nil {
+		return cacheDelivered{b: b}, nil
+	}
+	return openKVDelivered(ctx, js)
 }
 
+// cacheDelivered keeps the marks in the shared cache backend (Redis). It
+// asks "was this delivered?" without recording anything: recording before
+// sending would lose the delivery on a crash.
+type cacheDelivered struct{ b cache.Backend }
+
+func (c cacheDelivered) key(k string) string { return cache.Key(contract.ServiceName+":delivered", k) }
+
 func (c cacheDelivered) seen(ctx context.Context, key string) (bool, error) {
-	_, ok, err := c.b.Get(ctx, c.prefix+key)
+	_, ok, err := c.b.Get(ctx, c.key(key))
 	return ok, err
 }
 
 func (c cacheDelivered) mark(ctx context.Context, key string) error {
-	_, err := c.b.SetIfNewer(ctx, c.prefix+key, cache.Entry{Version: 1, Value: []byte("1")}, DeliveredTTL)
+	_, err := c.b.SetIfNewer(ctx, c.key(key), cache.Entry{Version: 1, Value: []byte("1")}, DeliveredTTL)
 	return err
 }
 

@@ -66,13 +66,29 @@ func (d *dispatcher) sync(ctx context.Context, id string) error {
 	return nil
 }
 
+// forget deletes the durable consumer of webhook id, once it is stopped.
+func (d *dispatcher) forget(ctx context.Context, id string) error {
+	if err := d.js.DeleteConsumer(ctx, contract.Stream, contract.Consumer(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("delete consumer of webhook %q: %w", id, err)
+	}
+	return nil
+}
+
 // stop stops every delivery consumer, in parallel, bounded by ctx.
 func (d *dispatcher) stop(ctx context.Context) error {
 	d.mu.Lock()
 	d.stopped = true
-	cs := d.consumers
+	cs := make([]*messaging.Consumer, 0, len(d.consumers))
+	for _, c := range d.consumers {
+		cs = append(cs, c)
+	}
 	d.consumers = map[string]*messaging.Consumer{}
 	d.mu.Unlock()
+	return stopAll(ctx, cs)
+}
+
+// stopAll stops consumers in parallel, bounded by ctx.
+func stopAll(ctx context.Context, cs []*messaging.Consumer) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
@@ -59,9 +58,6 @@ func newEnv(t *testing.T, opts notifications.Options) *env {
 		t.Fatalf("start users: %v", err)
 	}
 	t.Cleanup(func() { stop(t, "users", us.Stop) })
-	if opts.Cache == nil {
-		opts.Cache = cache.NewMemory(0)
-	}
 	if opts.RetryBase == 0 {
 		opts.RetryBase = 20 * time.Millisecond
 	}

@@ -2,7 +2,6 @@ package notifications
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/lifecycle"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications/contract"
 )
@@ -24,16 +24,19 @@ const (
 	DefaultRetryMax   = 5 * time.Minute
 )
 
-// Options are the notifications service's dependencies and tuning. The
-// zero value of each optional field is a sensible default.
+// Options are the notifications service's dependencies, in the shape
+// every service takes them, and its tuning. The zero value of each
+// optional field is a sensible default.
 type Options struct {
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Service tunes the micro service (timeouts, concurrency).
-	Service messaging.ServiceConfig
-	// Cache records delivered events, shared by replicas when it is
-	// Redis. Nil keeps them in the NOTIFICATIONS_DELIVERED bucket.
-	Cache cache.Backend
+	// Cache.Backend, when set (Redis), records delivered events for all
+	// replicas; without it they are kept in the NOTIFICATIONS_DELIVERED
+	// bucket.
+	Cache cache.Config
+	// Limits bound the endpoints (timeout, concurrency, payload).
+	Limits messaging.Limits
+
 	// WebhooksFile is a TOML file of [[webhook]] tables put into the
 	// webhooks bucket at start ("" for none).
 	WebhooksFile string
@@ -60,53 +63,60 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 }
 
-// Service is a running notifications service.
-type Service struct {
-	js           jetstream.JetStream
-	pub          *messaging.Publisher
-	kv           jetstream.KeyValue
-	stream       jetstream.Stream
-	reg          *registry
-	disp         *dispatcher
-	allowPrivate bool
-	logger       *slog.Logger
-
-	svc       *messaging.Service
-	fanOut    []*messaging.Consumer
-	stopWatch context.CancelFunc
-	watchDone <-chan struct{}
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DeliveryTimeout <= 0 {
+		o.DeliveryTimeout = DefaultDeliveryTimeout
+	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = DefaultMaxDeliver
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = DefaultRetryBase
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = DefaultRetryMax
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = newHTTPClient(o.DeliveryTimeout, o.AllowPrivate)
+	}
 }
 
-// Start declares the NOTIFICATIONS stream and the webhooks bucket, loads
-// the webhooks file, starts watching the webhooks, the fan-out consumers of
-// the users and orders events and a delivery consumer per webhook, and
-// serves the notifications endpoints on nc.
-func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err error) {
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	logger = logger.With(slog.String("service", contract.ServiceName))
-	if opts.DeliveryTimeout <= 0 {
-		opts.DeliveryTimeout = DefaultDeliveryTimeout
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = DefaultWorkers
-	}
-	if opts.MaxDeliver <= 0 {
-		opts.MaxDeliver = DefaultMaxDeliver
-	}
-	if opts.RetryBase <= 0 {
-		opts.RetryBase = DefaultRetryBase
-	}
-	if opts.RetryMax <= 0 {
-		opts.RetryMax = DefaultRetryMax
-	}
-	client := opts.HTTPClient
-	if client == nil {
-		client = newHTTPClient(opts.DeliveryTimeout, opts.AllowPrivate)
-	}
+// Service is a running notifications service.
+type Service struct {
+	svc    *messaging.Service
+	tasks  jetstream.Stream
+	parts  lifecycle.Stack
+	fanOut []*messaging.Consumer
+}
 
+// TasksStreamConfig is the NOTIFICATIONS stream: a delivery task per
+// webhook and event, on notifications.deliveries.<webhook id>.
+func TasksStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        contract.Stream,
+		Description: "Webhook delivery tasks, on notifications.deliveries.<webhook id>.",
+		Subjects:    []string{contract.DeliverySubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      DeliveredTTL,
+		Duplicates:  10 * time.Minute,
+	}
+}
+
+// Start brings the service up, step by step, each step registering how it
+// stops, so that a failure half-way stops what was started: read the
+// webhooks file, declare the tasks stream and the webhooks bucket, put
+// the file's webhooks, watch the bucket (starting a delivery consumer per
+// webhook), start the fan-out of users and orders events, and serve the
+// endpoints.
+func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err error) {
+	opts.defaults()
+	logger := opts.Logger.With(slog.String("service", contract.ServiceName))
 	// Read the file first: a mistake in it should stop start-up before
 	// anything is declared.
 	var fromFile []contract.Webhook
@@ -115,47 +125,39 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 			return nil, fmt.Errorf("notifications: %w", err)
 		}
 	}
-
-	s := &Service{reg: newRegistry(), allowPrivate: opts.AllowPrivate, logger: logger}
-	// Stop what was started when a later step fails.
+	s := &Service{}
 	defer func() {
 		if err != nil {
-			_ = s.Stop(context.Background())
+			_ = s.parts.Stop(context.Background())
 			err = fmt.Errorf("notifications: %w", err)
 		}
 	}()
-	if s.js, err = jetstream.New(nc); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		return nil, err
 	}
-	if s.pub, err = messaging.NewPublisher(nc); err != nil {
+	pub, err := messaging.NewPublisher(nc)
+	if err != nil {
 		return nil, err
 	}
-	if s.stream, err = messaging.EnsureStream(ctx, s.js, jetstream.StreamConfig{
-		Name:        contract.Stream,
-		Description: "Webhook delivery tasks, on notifications.deliveries.<webhook id>.",
-		Subjects:    []string{contract.DeliverySubjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		MaxAge:      DeliveredTTL,
-		Duplicates:  10 * time.Minute,
-	}); err != nil {
+	if s.tasks, err = messaging.EnsureStream(ctx, js, TasksStreamConfig()); err != nil {
 		return nil, err
 	}
-	if s.kv, err = messaging.EnsureKeyValue(ctx, s.js, jetstream.KeyValueConfig{
+	kv, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      contract.Bucket,
 		Description: "Webhooks by id (with their secrets).",
 		Storage:     jetstream.FileStorage,
 		History:     1,
-	}); err != nil {
+	})
+	if err != nil {
 		return nil, err
 	}
-	var delivered deliveredStore
-	if opts.Cache != nil {
-		delivered = cacheDelivered{b: opts.Cache, prefix: cache.DefaultPrefix + "notifications:delivered:"}
-	} else if delivered, err = openKVDelivered(ctx, s.js); err != nil {
+	delivered, err := openDelivered(ctx, js, opts.Cache.Backend)
+	if err != nil {
 		return nil, err
 	}
 	for _, h := range fromFile {
-		if _, err = putWebhook(ctx, s.kv, h); err != nil {
+		if _, err = putWebhook(ctx, kv, h); err != nil {
 			return nil, err
 		}
 	}
@@ -163,10 +165,12 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		logger.Info("webhooks file loaded", slog.String("file", opts.WebhooksFile), slog.Int("webhooks", len(fromFile)))
 	}
 
-	d := &deliverer{reg: s.reg, client: client, delivered: delivered, now: time.Now}
-	s.disp = &dispatcher{
-		js:  s.js,
-		reg: s.reg,
+	reg := newRegistry()
+	h := &hooks{kv: kv, reg: reg, tasks: s.tasks, allowPrivate: opts.AllowPrivate}
+	d := &deliverer{reg: reg, client: opts.HTTPClient, delivered: delivered, now: time.Now, logger: logger}
+	h.disp = &dispatcher{
+		js:  js,
+		reg: reg,
 		cfg: messaging.ConsumerConfig{
 			Workers:        opts.Workers,
 			MaxDeliver:     opts.MaxDeliver,
@@ -179,32 +183,46 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		logger:      logger,
 		consumers:   map[string]*messaging.Consumer{},
 	}
+	s.parts.Push("deliveries", h.disp.stop)
+
 	wctx, stopWatch := context.WithCancel(context.Background())
-	s.stopWatch = stopWatch
-	s.watchDone, err = watch(wctx, s.kv, s.reg, func(id string) {
+	watchDone, err := watch(wctx, kv, reg, func(id string) {
 		sctx, cancel := context.WithTimeout(wctx, 10*time.Second)
 		defer cancel()
-		if err := s.disp.sync(sctx, id); err != nil {
+		if err := h.disp.sync(sctx, id); err != nil {
 			logger.Error("webhook changed, but its deliveries could not follow", slog.String("webhook_id", id), slog.String("error", err.Error()))
 		}
 	}, func(err error) { logger.Error("webhooks bucket", slog.String("error", err.Error())) })
 	if err != nil {
+		stopWatch()
 		return nil, err
 	}
-	if s.fanOut, err = consumeEvents(ctx, s.js, s.reg, s.pub, logger); err != nil {
+	s.parts.Push("webhooks watch", func(ctx context.Context) error {
+		stopWatch()
+		select {
+		case <-watchDone:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+
+	if s.fanOut, err = consumeEvents(ctx, js, reg, pub, logger); err != nil {
 		return nil, err
 	}
-	cfg := opts.Service
-	cfg.Name = contract.ServiceName
-	cfg.Version = contract.Version
-	cfg.Description = "Notifications: signed HTTP webhooks for users and orders events"
-	cfg.Consumers = append(cfg.Consumers, s.fanOut...)
-	if cfg.Logger == nil {
-		cfg.Logger = opts.Logger
-	}
-	if s.svc, err = messaging.NewService(nc, cfg, routes(s)...); err != nil {
+	s.parts.Push("fan-out", func(ctx context.Context) error { return stopAll(ctx, s.fanOut) })
+
+	if s.svc, err = messaging.NewService(nc, messaging.ServiceConfig{
+		Name:        contract.ServiceName,
+		Version:     contract.Version,
+		Description: "Notifications: signed HTTP webhooks for users and orders events",
+		Logger:      logger,
+		Limits:      opts.Limits,
+		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
+		Consumers:   s.fanOut,
+	}, routes(h, deadLetters{dl: messaging.NewDeadLetters(js, ""), pub: pub, reg: reg})...); err != nil {
 		return nil, err
 	}
+	s.parts.Push("endpoints", s.svc.Stop)
 	return s, nil
 }
 
@@ -219,7 +237,7 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err := s.svc.Err(); err != nil {
 		return err
 	}
-	if _, err := s.stream.Info(ctx); err != nil {
+	if _, err := s.tasks.Info(ctx); err != nil {
 		return fmt.Errorf("stream %s: %w", contract.Stream, err)
 	}
 	return nil
@@ -228,25 +246,4 @@ func (s *Service) Ready(ctx context.Context) error {
 // Stop stops taking requests, events and deliveries, and waits for those
 // in flight (bounded by ctx; deliveries still running then are cancelled
 // and redelivered later). Calling it again is harmless.
-func (s *Service) Stop(ctx context.Context) error {
-	var errs []error
-	if s.svc != nil {
-		errs = append(errs, s.svc.Stop(ctx))
-	}
-	for _, c := range s.fanOut {
-		errs = append(errs, c.Stop(ctx))
-	}
-	if s.stopWatch != nil {
-		s.stopWatch()
-		if s.watchDone != nil {
-			select {
-			case <-s.watchDone:
-			case <-ctx.Done():
-			}
-		}
-	}
-	if s.disp != nil {
-		errs = append(errs, s.disp.stop(ctx))
-	}
-	return errors.Join(errs...)
-}
+func (s *Service) Stop(ctx context.Context) error { return s.parts.Stop(ctx) }

@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications/contract"
 	"github.com/devloop/switchboard/wire"
 )
@@ -192,6 +193,83 @@ func checkWebhook(h contract.Webhook, allowPrivate bool) error {
 		}
 	}
 	return v.Err()
+}
+
+// Domain errors of the webhooks core; endpoints.go maps them onto wire
+// codes.
+var (
+	ErrWebhookNotFound = errors.New("webhook not found")
+	ErrWebhookChanged  = errors.New("webhook changed meanwhile; try again")
+	ErrNoTask          = errors.New("the dead letter holds no delivery task")
+)
+
+// hooks is the core of the service: the webhooks in their bucket, this
+// replica's registry of them, and the delivery consumer each has. The
+// endpoints adapt it in a few lines.
+type hooks struct {
+	kv           jetstream.KeyValue
+	reg          *registry
+	disp         *dispatcher
+	tasks        jetstream.Stream // NOTIFICATIONS, the delivery tasks
+	allowPrivate bool
+}
+
+// list returns the webhooks, without their secrets.
+func (h *hooks) list() []contract.View {
+	out := []contract.View{}
+	for _, w := range h.reg.all() {
+		out = append(out, w.View())
+	}
+	return out
+}
+
+// put creates or replaces webhook w and starts its deliveries.
+func (h *hooks) put(ctx context.Context, w contract.Webhook) (contract.View, error) {
+	if err := checkWebhook(w, h.allowPrivate); err != nil {
+		return contract.View{}, err
+	}
+	rev, err := putWebhook(ctx, h.kv, w)
+	if err != nil {
+		return contract.View{}, err
+	}
+	// Apply it here at once rather than when the watcher sees it, so
+	// events published right after the reply reach it.
+	h.reg.apply(w.ID, entry{hook: w, rev: rev})
+	if err := h.disp.sync(ctx, w.ID); err != nil {
+		return contract.View{}, err
+	}
+	return w.View(), nil
+}
+
+// remove deletes webhook id, its delivery consumer and the tasks still
+// queued for it. Its dead letters stay, for the record.
+func (h *hooks) remove(ctx context.Context, id string) error {
+	cur, err := h.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("webhook %q: %w", id, ErrWebhookNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("get webhook %q: %w", id, err)
+	}
+	if err := h.kv.Delete(ctx, id, jetstream.LastRevision(cur.Revision())); err != nil {
+		if messaging.IsWrongLastSequence(err) {
+			return fmt.Errorf("webhook %q: %w", id, ErrWebhookChanged)
+		}
+		return fmt.Errorf("delete webhook %q: %w", id, err)
+	}
+	// The delete marker's revision is above cur's: enough to order it
+	// after every put this replica has seen.
+	h.reg.apply(id, entry{rev: cur.Revision() + 1, deleted: true})
+	if err := h.disp.sync(ctx, id); err != nil {
+		return err
+	}
+	if err := h.disp.forget(ctx, id); err != nil {
+		return err
+	}
+	if err := h.tasks.Purge(ctx, jetstream.WithPurgeSubject(contract.DeliverySubject(id))); err != nil {
+		return fmt.Errorf("purge tasks of webhook %q: %w", id, err)
+	}
+	return nil
 }
 
 // putWebhook stores h unless the bucket holds it already, and returns the

@@ -8,11 +8,14 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 	users "github.com/devloop/switchboard/services/users/contract"
-	"github.com/devloop/switchboard/wire"
 )
+
+// cancelUserDeleted is the cancel reason of the orders of a deleted user.
+const cancelUserDeleted = "user deleted"
 
 // UserEventsConsumer is the durable consumer of users.events that cancels a
 // deleted user's open orders.
@@ -31,7 +34,7 @@ func onUserEvent(s *store) func(context.Context, messaging.Event[users.Event]) e
 		cancelled := 0
 		after := ""
 		for {
-			page, next, err := s.list(ctx, userID, after, contract.MaxLimit)
+			page, next, err := s.list(ctx, userID, after, contract.MaxLimit, 0)
 			if err != nil {
 				return err // transient: retried with backoff
 			}
@@ -39,8 +42,8 @@ func onUserEvent(s *store) func(context.Context, messaging.Event[users.Event]) e
 				if o.Status != contract.StatusPlaced {
 					continue
 				}
-				_, err := s.cancel(ctx, o.ID, 0, "user deleted")
-				if errors.Is(err, wire.ErrConflict) {
+				_, err := s.cancel(ctx, o.ID, 0, cancelUserDeleted)
+				if errors.Is(err, ErrAlreadyCancelled) || errors.Is(err, eventstore.ErrStale) {
 					continue // cancelled meanwhile (by a person, or by an earlier delivery)
 				}
 				if err != nil {

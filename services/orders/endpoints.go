@@ -1,13 +1,15 @@
 package orders
 
 import (
+	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
 // routes lists every subject the orders service serves, each wired to the
 // handler that serves it.
-func routes(s *store, users Users) []messaging.Endpoint {
+func routes(s *store, users Users, maxReply int) []messaging.Endpoint {
 	return []messaging.Endpoint{
 		messaging.Typed("create", handleCreate(s, users),
 			messaging.WithSubject(contract.SubjectCreate),
@@ -17,7 +19,7 @@ func routes(s *store, users Users) []messaging.Endpoint {
 			messaging.WithSubject(contract.SubjectGet),
 			messaging.WithDescription("Get an order by id."),
 			messaging.WithMaxPayload(4<<10)),
-		messaging.Typed("list", handleList(s),
+		messaging.Typed("list", handleList(s, maxReply),
 			messaging.WithSubject(contract.SubjectList),
 			messaging.WithDescription("List a user's orders in creation order, paginated with limit and after."),
 			messaging.WithMaxPayload(4<<10)),
@@ -25,5 +27,20 @@ func routes(s *store, users Users) []messaging.Endpoint {
 			messaging.WithSubject(contract.SubjectCancel),
 			messaging.WithDescription("Cancel a placed order at the version you read; 409 when stale or already cancelled."),
 			messaging.WithMaxPayload(4<<10)),
+	}
+}
+
+// errorRules map the store's and the users check's domain errors onto wire
+// codes: the one place the orders service decides them.
+func errorRules() []messaging.ErrorRule {
+	return []messaging.ErrorRule{
+		{Err: ErrNotFound, Code: wire.CodeNotFound},
+		{Err: ErrAlreadyCancelled, Code: wire.CodeConflict, Field: "id", Hint: "already cancelled"},
+		{Err: eventstore.ErrStale, Code: wire.CodeConflict, Field: "version", Hint: "read the order again and retry"},
+		{Err: ErrNoSuchUser, Code: wire.CodeBadRequest, Field: "user_id", Hint: "no such user"},
+		{Err: ErrUsersUnavailable, Code: wire.CodeUnavailable},
+		{Err: eventstore.ErrKeyReused, Code: wire.CodeUnprocessable, Field: wire.HeaderIdempotencyKey, Hint: "this key was used for a different request; use a new key"},
+		{Err: eventstore.ErrKeyInFlight, Code: wire.CodeConflict, Field: wire.HeaderIdempotencyKey, Hint: "the first request with this key is still in progress; retry"},
+		{Err: eventstore.ErrBadCursor, Code: wire.CodeBadRequest, Field: "after", Hint: "not an order of this user's listing: use the next of the previous page"},
 	}
 }

@@ -189,8 +189,9 @@ func TestStreamSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stream.CachedInfo().Config.Subjects; !slices.Equal(got, []string{contract.EventSubjects}) {
-		t.Errorf("ORDERS subjects = %q, want [%s]", got, contract.EventSubjects)
+	want := []string{contract.EventSubjects, contract.InternalSubjectPrefix + ".>"}
+	if got := stream.CachedInfo().Config.Subjects; !slices.Equal(got, want) {
+		t.Errorf("ORDERS subjects = %q, want %q", got, want)
 	}
 	for _, subject := range []string{contract.SubjectCreate, contract.SubjectGet, contract.SubjectList, contract.SubjectCancel, "orders.consumers"} {
 		if name, err := js.StreamNameBySubject(t.Context(), subject); !errors.Is(err, jetstream.ErrStreamNotFound) {

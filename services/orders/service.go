@@ -10,16 +10,20 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 )
 
-// Options are the orders service's dependencies.
+// Options are the orders service's dependencies, in the shape every
+// service takes them.
 type Options struct {
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Service tunes the micro service (timeouts, concurrency).
-	Service messaging.ServiceConfig
+	// Cache configures the caches in front of the ORDERS stream.
+	Cache cache.Config
+	// Limits bound the endpoints (timeout, concurrency, payload).
+	Limits messaging.Limits
 	// UsersTimeout bounds each call to users (default DefaultUsersTimeout).
 	UsersTimeout time.Duration
 }
@@ -31,55 +35,56 @@ type Service struct {
 	consumer *messaging.Consumer
 }
 
-// Start declares the ORDERS stream and buckets, starts the consumer of user
-// events and serves the orders endpoints on nc.
-func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
+// Start declares the ORDERS stream, starts the consumer of user events and
+// serves the orders endpoints on nc.
+func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err error) {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With(slog.String("service", contract.ServiceName))
+	timeout := opts.UsersTimeout
+	if timeout <= 0 {
+		timeout = DefaultUsersTimeout
+	}
 	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("orders: %w", err)
-	}
-	pub, err := messaging.NewPublisher(nc)
-	if err != nil {
-		return nil, fmt.Errorf("orders: %w", err)
-	}
-	s, err := openStore(ctx, js, pub, logger)
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
 	client, err := messaging.NewClient(nc)
 	if err != nil {
-		s.close()
 		return nil, fmt.Errorf("orders: %w", err)
 	}
-	timeout := opts.UsersTimeout
-	if timeout <= 0 {
-		timeout = DefaultUsersTimeout
-	}
-	consumer, err := consumeUserEvents(ctx, js, s, logger)
+	cfg := entity()
+	cfg.Logger = logger
+	cfg.Cache = opts.Cache
+	s, err := openStore(ctx, nc, cfg)
 	if err != nil {
-		s.close()
 		return nil, fmt.Errorf("orders: %w", err)
 	}
-	cfg := opts.Service
-	cfg.Name = contract.ServiceName
-	cfg.Version = contract.Version
-	cfg.Description = "Orders: place, read, list and cancel; events on orders.events.<id>.<kind>"
-	cfg.Consumers = append(cfg.Consumers, consumer)
-	if cfg.Logger == nil {
-		cfg.Logger = opts.Logger
+	svc := &Service{store: s}
+	defer func() {
+		if err != nil {
+			_ = svc.Stop(context.Background())
+			err = fmt.Errorf("orders: %w", err)
+		}
+	}()
+	if svc.consumer, err = consumeUserEvents(ctx, js, s, logger); err != nil {
+		return nil, err
 	}
-	svc, err := messaging.NewService(nc, cfg, routes(s, usersClient{client: client, timeout: timeout})...)
+	svc.svc, err = messaging.NewService(nc, messaging.ServiceConfig{
+		Name:        contract.ServiceName,
+		Version:     contract.Version,
+		Description: "Orders: place, read, list and cancel; events on orders.events.<id>.<kind>",
+		Logger:      logger,
+		Limits:      opts.Limits,
+		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
+		Consumers:   append([]*messaging.Consumer{svc.consumer}, s.es.Consumers()...),
+	}, routes(s, usersClient{client: client, js: js, timeout: timeout}, messaging.MaxReply(nc))...)
 	if err != nil {
-		_ = consumer.Stop(ctx)
-		s.close()
-		return nil, fmt.Errorf("orders: %w", err)
+		return nil, err
 	}
-	return &Service{svc: svc, store: s, consumer: consumer}, nil
+	return svc, nil
 }
 
 // Name returns "orders".
@@ -93,16 +98,19 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err := s.svc.Err(); err != nil {
 		return err
 	}
-	if _, err := s.store.stream.Info(ctx); err != nil {
-		return fmt.Errorf("stream %s: %w", contract.Stream, err)
-	}
-	return nil
+	return s.store.es.Ready(ctx)
 }
 
-// Stop stops taking requests and events, waits for those in flight
-// (bounded by ctx) and stops the list view.
+// Stop stops taking requests and events, and waits for those in flight
+// (bounded by ctx). Calling it again is harmless.
 func (s *Service) Stop(ctx context.Context) error {
-	err := errors.Join(s.svc.Stop(ctx), s.consumer.Stop(ctx))
-	s.store.close()
-	return err
+	var errs []error
+	if s.svc != nil {
+		errs = append(errs, s.svc.Stop(ctx))
+	}
+	if s.consumer != nil {
+		errs = append(errs, s.consumer.Stop(ctx))
+	}
+	s.store.es.Close()
+	return errors.Join(errs...)
 }

@@ -5,26 +5,29 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
-	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/services/orders/contract"
-	"github.com/devloop/switchboard/wire"
 )
 
-// IdempotencyBucket maps an Idempotency-Key to the order its first create
-// made; entries expire after IdempotencyTTL.
-const (
-	IdempotencyBucket = "ORDERS_IDEMPOTENCY"
-	IdempotencyTTL    = 24 * time.Hour
+// Domain errors of the orders store; endpoints.go maps them onto wire
+// codes. A write at a version the order is no longer at is an
+// *eventstore.VersionError (eventstore.ErrStale).
+var (
+	ErrNotFound         = errors.New("order not found")
+	ErrAlreadyCancelled = errors.New("order already cancelled")
+	ErrNoSuchUser       = errors.New("no such user")
+	ErrUsersUnavailable = errors.New("users service unavailable")
 )
 
-// StreamConfig is the ORDERS stream's configuration.
+// StreamConfig is the ORDERS stream's configuration as the service
+// declares it (the event store adds its internal subjects).
 func StreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        contract.Stream,
@@ -32,157 +35,108 @@ func StreamConfig() jetstream.StreamConfig {
 		Subjects:    []string{contract.EventSubjects},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		AllowDirect: true,
 		DenyDelete:  true,
 		Duplicates:  2 * time.Minute,
 	}
 }
 
-// store keeps orders as events on the ORDERS stream.
-type store struct {
-	stream jetstream.Stream
-	pub    *messaging.Publisher
-	idem   *messaging.IdempotencyKeys
-	view   *messaging.View[contract.Order]
-	now    func() time.Time
-}
-
-func openStore(ctx context.Context, js jetstream.JetStream, pub *messaging.Publisher, logger *slog.Logger) (*store, error) {
-	stream, err := messaging.EnsureStream(ctx, js, StreamConfig())
-	if err != nil {
-		return nil, err
-	}
-	idem, err := messaging.OpenIdempotencyKeys(ctx, js, IdempotencyBucket, IdempotencyTTL)
-	if err != nil {
-		return nil, err
-	}
-	view, err := messaging.StartView(ctx, stream, messaging.ViewConfig[contract.Order]{
-		Filter: contract.EventSubjects,
-		Logger: logger,
-		Decode: func(msg jetstream.Msg) (string, contract.Order, bool, error) {
-			ev, err := decodeEvent(msg.Data())
-			return ev.Order.ID, ev.Order, true, err
+// entity is the layout of orders in the event store: events on
+// orders.events.<id>.<kind>, listed per user.
+func entity() eventstore.Config[contract.Order] {
+	return eventstore.Config[contract.Order]{
+		Stream:       StreamConfig(),
+		EventFilter:  contract.EventSubjects,
+		Internal:     contract.InternalSubjectPrefix,
+		EventSubject: contract.EventSubject,
+		EntityFilter: contract.OrderSubjects,
+		IDOf: func(subject string) string {
+			rest, _ := strings.CutPrefix(subject, contract.EventSubjectPrefix)
+			id, _, _ := strings.Cut(rest, ".")
+			return id
 		},
-	})
+		Encode: func(typ, eventID string, _ time.Time, o contract.Order) any {
+			return contract.Event{Type: typ, ID: eventID, OccurredAt: o.UpdatedAt, Order: o}
+		},
+		Decode: func(data []byte) (string, contract.Order, error) {
+			var ev contract.Event
+			err := json.Unmarshal(data, &ev)
+			return ev.Type, ev.Order, err
+		},
+		Key:     func(o contract.Order) string { return o.ID },
+		Version: func(o contract.Order) int64 { return o.Version },
+		Ends:    func(string) bool { return false },
+		Listing: func(o contract.Order) string { return o.UserID },
+	}
+}
+
+// store holds the orders' rules: what placing and cancelling write. The
+// event store does the rest.
+type store struct {
+	es  *eventstore.Store[contract.Order]
+	now func() time.Time
+}
+
+func openStore(ctx context.Context, nc *nats.Conn, cfg eventstore.Config[contract.Order]) (*store, error) {
+	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &store{stream: stream, pub: pub, idem: idem, view: view, now: time.Now}, nil
+	return &store{es: es, now: time.Now}, nil
 }
 
-func (s *store) close() { s.view.Stop() }
-
-func decodeEvent(data []byte) (contract.Event, error) {
-	var ev contract.Event
-	if err := json.Unmarshal(data, &ev); err != nil {
-		return ev, fmt.Errorf("decode order event: %w", err)
+func (s *store) get(ctx context.Context, id string) (eventstore.Record[contract.Order], error) {
+	rec, err := s.es.Get(ctx, id)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		return rec, fmt.Errorf("order %s: %w", id, ErrNotFound)
 	}
-	return ev, nil
+	return rec, err
 }
 
-func notFound(id string) error {
-	return wire.NewError(wire.CodeNotFound, fmt.Sprintf("order %s not found", id))
-}
-
-// current returns the order and the stream sequence of its last event,
-// read with one direct get of the last message on orders.events.<id>.*.
-func (s *store) current(ctx context.Context, id string) (contract.Order, uint64, error) {
-	msg, err := s.stream.GetLastMsgForSubject(ctx, contract.OrderSubjects(id))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return contract.Order{}, 0, notFound(id)
-	}
-	if err != nil {
-		return contract.Order{}, 0, fmt.Errorf("read order %s: %w", id, err)
-	}
-	ev, err := decodeEvent(msg.Data)
-	if err != nil {
-		return contract.Order{}, 0, fmt.Errorf("order %s at sequence %d: %w", id, msg.Sequence, err)
-	}
-	return ev.Order, msg.Sequence, nil
-}
-
-func (s *store) get(ctx context.Context, id string) (contract.Order, error) {
-	o, _, err := s.current(ctx, id)
-	return o, err
-}
-
-// place appends order.placed for a new order. With an idempotency key, a
-// retry returns the order the first request placed.
-func (s *store) place(ctx context.Context, req contract.CreateRequest, key string) (contract.Order, error) {
-	id := ulid.Make().String()
-	if key != "" {
-		first, err := s.idem.Claim(ctx, key, id)
-		if err != nil {
-			return contract.Order{}, err
-		}
-		if first != id {
-			if o, err := s.get(ctx, first); err == nil || !errors.Is(err, wire.ErrNotFound) {
-				return o, err
-			}
-			id = first // the first attempt did not finish: finish it
-		}
-	}
+// place stores order.placed for a new order of a checked request.
+func (s *store) place(ctx context.Context, req contract.CreateRequest, idem *eventstore.Idempotency) (eventstore.Record[contract.Order], error) {
 	now := s.now().UTC()
 	o := contract.Order{
-		ID: id, UserID: req.UserID, Items: req.Items, Currency: req.Currency,
+		ID: ulid.Make().String(), UserID: req.UserID, Items: req.Items, Currency: req.Currency,
 		TotalCents: contract.Total(req.Items), Status: contract.StatusPlaced,
 		Version: 1, CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.append(ctx, contract.EventPlaced, o, 0); err != nil {
-		if errors.Is(err, wire.ErrConflict) && key != "" {
-			return s.get(ctx, id) // a concurrent retry got there first
-		}
-		return contract.Order{}, err
-	}
-	return o, nil
+	return s.es.Create(ctx, o.ID, eventstore.Change[contract.Order]{Type: contract.EventPlaced, State: o}, idem)
 }
 
-// cancel appends order.cancelled if the order is placed and at version
+// cancel stores order.cancelled if the order is placed and at version
 // (version 0: whatever its version).
-func (s *store) cancel(ctx context.Context, id string, version int64, reason string) (contract.Order, error) {
-	o, seq, err := s.current(ctx, id)
+func (s *store) cancel(ctx context.Context, id string, version int64, reason string) (eventstore.Record[contract.Order], error) {
+	cur, err := s.get(ctx, id)
 	if err != nil {
-		return contract.Order{}, err
+		return cur, err
 	}
+	o := cur.State
 	if version > 0 && o.Version != version {
-		return contract.Order{}, wire.NewError(wire.CodeConflict,
-			fmt.Sprintf("version %d is stale: the order is at version %d", version, o.Version),
-			wire.Detail{Field: "version", Message: fmt.Sprintf("current version is %d", o.Version)})
+		return cur, &eventstore.VersionError{Entity: "order", Got: version, Current: o.Version}
 	}
 	if o.Status == contract.StatusCancelled {
-		return contract.Order{}, wire.NewError(wire.CodeConflict, fmt.Sprintf("order %s is already cancelled", id),
-			wire.Detail{Field: "id", Message: "already cancelled"})
+		return cur, fmt.Errorf("order %s: %w", id, ErrAlreadyCancelled)
 	}
-	next := o
-	next.Status = contract.StatusCancelled
-	next.CancelReason = strings.TrimSpace(reason)
-	next.Version++
-	next.UpdatedAt = s.now().UTC()
-	if err := s.append(ctx, contract.EventCancelled, next, seq); err != nil {
-		if errors.Is(err, wire.ErrConflict) {
-			return contract.Order{}, wire.NewError(wire.CodeConflict, "the order changed concurrently; read it again and retry",
-				wire.Detail{Field: "version", Message: "read the order again"})
-		}
-		return contract.Order{}, err
+	o.Status = contract.StatusCancelled
+	o.CancelReason = strings.TrimSpace(reason)
+	o.Version++
+	o.UpdatedAt = s.now().UTC()
+	rec, err := s.es.Append(ctx, cur, eventstore.Change[contract.Order]{Type: contract.EventCancelled, State: o})
+	if errors.Is(err, eventstore.ErrStale) {
+		return rec, &eventstore.VersionError{Entity: "order", Got: version}
 	}
-	return next, nil
+	return rec, err
 }
 
-// list pages through one user's orders, after syncing the view.
-func (s *store) list(ctx context.Context, userID, after string, limit int) ([]contract.Order, string, error) {
-	if err := s.view.Sync(ctx); err != nil {
-		return nil, "", fmt.Errorf("list orders: %w", err)
+// list pages through one user's orders in creation order.
+func (s *store) list(ctx context.Context, userID, after string, limit, maxBytes int) ([]contract.Order, string, error) {
+	page, err := s.es.List(ctx, eventstore.Query{Listing: userID, After: after, Limit: limit, MaxBytes: maxBytes})
+	if err != nil {
+		return nil, "", err
 	}
-	orders, next := s.view.Page(after, limit, func(o contract.Order) bool { return o.UserID == userID })
-	return orders, next, nil
-}
-
-// append publishes one event of order o, conditional on the last sequence
-// of the order's subjects being lastSeq (0: a new order).
-func (s *store) append(ctx context.Context, typ string, o contract.Order, lastSeq uint64) error {
-	ev := contract.Event{Type: typ, ID: ulid.Make().String(), OccurredAt: o.UpdatedAt, Order: o}
-	_, err := s.pub.Publish(ctx, messaging.OutEvent{
-		Subject: contract.EventSubject(o.ID, typ), Type: typ, ID: ev.ID, Version: o.Version, Data: ev,
-	}, messaging.ExpectLastSequenceFor(contract.OrderSubjects(o.ID), lastSeq))
-	return err
+	orders := make([]contract.Order, 0, len(page.Records))
+	for _, r := range page.Records {
+		orders = append(orders, r.State)
+	}
+	return orders, page.Next, nil
 }

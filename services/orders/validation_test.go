@@ -170,7 +170,8 @@ func TestValidation(t *testing.T) {
 		// orders.list
 		{name: "list ok", givenSubject: contract.SubjectList, givenPayload: `{"user_id":"{USER}"}`},
 		{name: "list limit 100", givenSubject: contract.SubjectList, givenPayload: `{"user_id":"{USER}","limit":100}`},
-		{name: "list after", givenSubject: contract.SubjectList, givenPayload: `{"user_id":"{USER}","after":"` + unknownID + `"}`},
+		{name: "list after", givenSubject: contract.SubjectList, givenPayload: `{"user_id":"{USER}","after":"{ORDER}"}`},
+		{name: "list after an unknown order", givenSubject: contract.SubjectList, givenPayload: `{"user_id":"{USER}","after":"` + unknownID + `"}`, wantErr: bad, wantFields: []string{"after"}},
 		{name: "list user_id missing", givenSubject: contract.SubjectList, givenPayload: `{}`, wantErr: bad, wantFields: []string{"user_id"}},
 		{name: "list user_id not an id", givenSubject: contract.SubjectList, givenPayload: `{"user_id":"ada"}`, wantErr: bad, wantFields: []string{"user_id"}},
 		{name: "list limit 101", givenSubject: contract.SubjectList, givenPayload: `{"user_id":"{USER}","limit":101}`, wantErr: bad, wantFields: []string{"limit"}},

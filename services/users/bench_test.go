@@ -45,6 +45,7 @@ type benchEnv struct {
 	// cacheStats, when set, reads the counters of the cache in front of
 	// the users store.
 	cacheStats func() cache.Stats
+	svc        *users.Service // nil when the service runs in another process
 }
 
 // BenchmarkUsers measures users.get and users.create, with a raw micro echo
@@ -199,15 +200,16 @@ func benchStartDevCached(top *testing.B, backend string) (*benchEnv, error) {
 	default:
 		return nil, fmt.Errorf("unknown cache backend %q", backend)
 	}
-	aside, err := cache.NewAside[contract.User](be, cache.Options{Namespace: "users"})
+	env, err := benchStartDevWith(top, users.Options{Cache: cache.Config{Backend: be, LocalEntries: -1}})
 	if err != nil {
 		return nil, err
 	}
-	env, err := benchStartDevWith(top, users.Options{Decorate: users.WithCache(aside)})
-	if err != nil {
-		return nil, err
+	env.cacheStats = func() cache.Stats {
+		if st := env.svc.CacheStats().Shared; st != nil {
+			return *st
+		}
+		return cache.Stats{}
 	}
-	env.cacheStats = aside.Stats
 	if redisPID != "" {
 		// Count the redis-server's CPU too, as external counts the
 		// switchboard process's.
@@ -292,6 +294,7 @@ func benchStartDevWith(top *testing.B, opts users.Options) (*benchEnv, error) {
 		return nil, err
 	}
 	env.cpu = benchload.SelfCPU
+	env.svc = svc
 	return env, nil
 }
 

@@ -141,18 +141,21 @@ func TestIdempotentRetry(t *testing.T) {
 		name      string
 		givenCall func(context.Context) (contract.User, error)
 		wantUser  contract.User
+		wantErr   error
 	}{
 		{name: "same body", wantUser: first, givenCall: func(ctx context.Context) (contract.User, error) {
 			return create(ctx, e.client, "Ada", "ada@example.com", 36, key)
 		}},
-		{name: "different body", wantUser: first, givenCall: func(ctx context.Context) (contract.User, error) {
+		// The key was used for another request: refused, not answered
+		// with someone else's user (IETF idempotency-key draft: 422).
+		{name: "different body", wantErr: wire.ErrUnprocessable, givenCall: func(ctx context.Context) (contract.User, error) {
 			return create(ctx, e.client, "Alan", "alan@example.com", 41, key)
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.givenCall(t.Context())
-			checkErr(t, err, nil, nil)
+			checkErr(t, err, tc.wantErr, nil)
 			if got != tc.wantUser {
 				t.Errorf("retry = %+v, want the first create's user %+v", got, tc.wantUser)
 			}

@@ -2,7 +2,6 @@ package users
 
 import "time"
 
-// SetClock makes s read the time from now instead of time.Now, so that a
-// test can age email reservations past ReservationGrace without waiting a
-// minute. Call it before s serves its first request.
-func SetClock(s *Service, now func() time.Time) { s.events.now = now }
+// SetClock makes s read the time of its writes from now instead of
+// time.Now (a replica whose clock is off, say). Call it before s serves.
+func SetClock(s *Service, now func() time.Time) { s.store.now = now }

@@ -2,52 +2,73 @@ package users
 
 import (
 	"context"
+	"strconv"
 
+	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
 )
 
-func handleCreate(store Store) func(context.Context, contract.CreateRequest) (contract.User, error) {
+func handleCreate(s *store) func(context.Context, contract.CreateRequest) (contract.User, error) {
 	return func(ctx context.Context, req contract.CreateRequest) (contract.User, error) {
-		key, err := messaging.IdempotencyKey(ctx)
+		key, fp, err := messaging.IdempotencyKey(ctx)
 		if err != nil {
 			return contract.User{}, err
 		}
-		return store.Create(ctx, NewUser{Name: req.Name, Email: req.Email, Age: *req.Age}, key)
+		var idem *eventstore.Idempotency
+		if key != "" {
+			idem = &eventstore.Idempotency{Key: key, Fingerprint: fp}
+		}
+		w, err := s.create(ctx, NewUser{Name: req.Name, Email: req.Email, Age: *req.Age}, idem)
+		return replied(ctx, w, err)
 	}
 }
 
-func handleGet(store Store) func(context.Context, contract.GetRequest) (contract.User, error) {
+func handleGet(s *store) func(context.Context, contract.GetRequest) (contract.User, error) {
 	return func(ctx context.Context, req contract.GetRequest) (contract.User, error) {
-		return store.Get(ctx, req.ID)
+		rec, err := s.get(ctx, req.ID)
+		return rec.State, err
 	}
 }
 
-func handleUpdate(store Store) func(context.Context, contract.UpdateRequest) (contract.User, error) {
+func handleUpdate(s *store) func(context.Context, contract.UpdateRequest) (contract.User, error) {
 	return func(ctx context.Context, req contract.UpdateRequest) (contract.User, error) {
-		return store.Update(ctx, req.ID, req.Version, Changes{Name: req.Name, Email: req.Email, Age: req.Age})
+		w, err := s.update(ctx, req.ID, req.Version, Changes{Name: req.Name, Email: req.Email, Age: req.Age})
+		return replied(ctx, w, err)
 	}
 }
 
-func handleDelete(store Store) func(context.Context, contract.DeleteRequest) (contract.DeleteResponse, error) {
+func handleDelete(s *store) func(context.Context, contract.DeleteRequest) (contract.DeleteResponse, error) {
 	return func(ctx context.Context, req contract.DeleteRequest) (contract.DeleteResponse, error) {
-		if _, err := store.Delete(ctx, req.ID, req.Version); err != nil {
+		w, err := s.remove(ctx, req.ID, req.Version)
+		if _, err := replied(ctx, w, err); err != nil {
 			return contract.DeleteResponse{}, err
 		}
 		return contract.DeleteResponse{ID: req.ID, Deleted: true}, nil
 	}
 }
 
-func handleList(store Store) func(context.Context, contract.ListRequest) (contract.ListResponse, error) {
+func handleList(s *store, maxReply int) func(context.Context, contract.ListRequest) (contract.ListResponse, error) {
 	return func(ctx context.Context, req contract.ListRequest) (contract.ListResponse, error) {
 		limit := req.Limit
 		if limit == 0 {
 			limit = contract.DefaultLimit
 		}
-		users, next, err := store.List(ctx, req.After, limit)
+		users, next, err := s.list(ctx, req.After, limit, maxReply)
 		if err != nil {
 			return contract.ListResponse{}, err
 		}
 		return contract.ListResponse{Users: users, Next: next}, nil
 	}
+}
+
+// replied returns w's user and names its stream sequence in the reply's
+// Switchboard-Sequence header.
+func replied(ctx context.Context, w written, err error) (contract.User, error) {
+	if err != nil {
+		return contract.User{}, err
+	}
+	messaging.SetReplyHeader(ctx, wire.HeaderSequence, strconv.FormatUint(w.Seq, 10))
+	return w.User, nil
 }

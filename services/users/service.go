@@ -6,61 +6,59 @@ import (
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
 )
 
-// Options are the users service's dependencies.
+// Options are the users service's dependencies, in the shape every
+// service takes them.
 type Options struct {
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Decorate, when set, wraps the event store before the endpoints use
-	// it (the cache goes here).
-	Decorate func(Store) Store
-	// Service tunes the micro service (concurrency, payload limits).
-	Service messaging.ServiceConfig
+	// Cache configures the caches in front of the USERS stream: the
+	// in-process one, and a shared one (Redis) when Cache.Backend is set.
+	Cache cache.Config
+	// Limits bound the endpoints (timeout, concurrency, payload).
+	Limits messaging.Limits
 }
 
 // Service is a running users service.
 type Service struct {
-	svc    *messaging.Service
-	events *EventStore
+	svc   *messaging.Service
+	store *store
 }
 
-// Start declares the USERS stream and buckets, and serves the users
-// endpoints on nc.
+// Start declares the USERS stream and serves the users endpoints on nc.
 func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("users: %w", err)
-	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	events, err := OpenEventStore(ctx, js, logger.With(slog.String("service", contract.ServiceName)))
+	logger = logger.With(slog.String("service", contract.ServiceName))
+	cfg := entity()
+	cfg.Logger = logger
+	cfg.Cache = opts.Cache
+	s, err := openStore(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
-	var store Store = events
-	if opts.Decorate != nil {
-		store = opts.Decorate(store)
-	}
-	cfg := opts.Service
-	cfg.Name = contract.ServiceName
-	cfg.Version = contract.Version
-	cfg.Description = "Users: create, read, update, delete and list; events on users.events.<id>"
-	if cfg.Logger == nil {
-		cfg.Logger = logger
-	}
-	svc, err := messaging.NewService(nc, cfg, routes(store)...)
+	svc, err := messaging.NewService(nc, messaging.ServiceConfig{
+		Name:        contract.ServiceName,
+		Version:     contract.Version,
+		Description: "Users: create, read, update, delete and list; events on users.events.<id>",
+		Logger:      logger,
+		Limits:      opts.Limits,
+		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
+		Consumers:   s.es.Consumers(),
+	}, routes(s, messaging.MaxReply(nc))...)
 	if err != nil {
-		events.Close()
+		s.es.Close()
 		return nil, fmt.Errorf("users: %w", err)
 	}
-	return &Service{svc: svc, events: events}, nil
+	return &Service{svc: svc, store: s}, nil
 }
 
 // Name returns "users".
@@ -70,20 +68,20 @@ func (s *Service) Name() string { return contract.ServiceName }
 func (s *Service) Err() error { return s.svc.Err() }
 
 // Stop stops taking requests, waits for those in flight (bounded by ctx)
-// and stops the list view.
+// and stops the store's feeds.
 func (s *Service) Stop(ctx context.Context) error {
 	err := s.svc.Stop(ctx)
-	s.events.Close()
+	s.store.es.Close()
 	return err
 }
+
+// CacheStats returns the counters of the caches in front of the stream.
+func (s *Service) CacheStats() eventstore.CacheStats { return s.store.es.CacheStats() }
 
 // Ready reports whether the service serves and its stream is reachable.
 func (s *Service) Ready(ctx context.Context) error {
 	if err := s.svc.Err(); err != nil {
 		return err
 	}
-	if _, err := s.events.stream.Info(ctx); err != nil {
-		return fmt.Errorf("stream %s: %w", contract.Stream, err)
-	}
-	return nil
+	return s.store.es.Ready(ctx)
 }

@@ -150,7 +150,7 @@ func TestValidation(t *testing.T) {
 		{name: "list limit 100", givenSubject: contract.SubjectList, givenPayload: `{"limit":100}`},
 		{name: "list limit 101", givenSubject: contract.SubjectList, givenPayload: `{"limit":101}`, wantErr: bad, wantFields: []string{"limit"}},
 		{name: "list limit -1", givenSubject: contract.SubjectList, givenPayload: `{"limit":-1}`, wantErr: bad, wantFields: []string{"limit"}},
-		{name: "list after an unknown id", givenSubject: contract.SubjectList, givenPayload: `{"after":"` + unknownID + `"}`},
+		{name: "list after an unknown id", givenSubject: contract.SubjectList, givenPayload: `{"after":"` + unknownID + `"}`, wantErr: bad, wantFields: []string{"after"}},
 		{name: "list after not an id", givenSubject: contract.SubjectList, givenPayload: `{"after":"ada"}`, wantErr: bad, wantFields: []string{"after"}},
 		{name: "list after lower case", givenSubject: contract.SubjectList, givenPayload: `{"after":` + jsonString(strings.ToLower(unknownID)) + `}`, wantErr: bad, wantFields: []string{"after"}},
 		{name: "list after wildcard", givenSubject: contract.SubjectList, givenPayload: `{"after":"*"}`, wantErr: bad, wantFields: []string{"after"}},

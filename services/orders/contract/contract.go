@@ -29,6 +29,10 @@ const (
 	Stream             = "ORDERS"
 	EventSubjectPrefix = "orders.events."
 	EventSubjects      = "orders.events.*.*"
+	// InternalSubjectPrefix starts the subjects of the store's own
+	// messages in ORDERS (the per-user listings, idempotency keys). They
+	// are no events: consumers filter on EventSubjects.
+	InternalSubjectPrefix = "orders.internal"
 )
 
 // Event types (Switchboard-Event-Type) and the subject kind of each.

@@ -32,6 +32,10 @@ const (
 	Stream             = "USERS"
 	EventSubjectPrefix = "users.events."
 	EventSubjects      = "users.events.*"
+	// InternalSubjectPrefix starts the subjects of the store's own
+	// messages in USERS (email reservations, the listing, idempotency
+	// keys). They are no events: consumers filter on EventSubjects.
+	InternalSubjectPrefix = "users.internal"
 )
 
 // Limits of the user model.
