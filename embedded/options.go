@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,6 +52,21 @@ type Options struct {
 	// ServerName names the server in logs and monitoring; it cannot contain
 	// spaces. "" means DefaultServerName.
 	ServerName string
+
+	// Cluster, when set, makes the server one node of a NATS cluster:
+	// replicated streams in one process or on one machine, as the cluster
+	// tests use them. ServerName must then differ between the nodes.
+	Cluster *Cluster
+}
+
+// Cluster is a node's place in a NATS cluster.
+type Cluster struct {
+	// Name is the cluster's name, the same on every node.
+	Name string
+	// Listen is this node's route address, host:port.
+	Listen string
+	// Routes are the other nodes' route addresses, host:port.
+	Routes []string
 }
 
 // LevelTrace is the slog level at which nats-server's protocol traces (every
@@ -68,6 +84,7 @@ type config struct {
 	readyTimeout time.Duration
 	maxPayload   int32
 	serverName   string
+	cluster      *Cluster
 }
 
 func (o Options) config() (config, error) {
@@ -76,6 +93,7 @@ func (o Options) config() (config, error) {
 		readyTimeout: o.ReadyTimeout,
 		maxPayload:   o.MaxPayload,
 		serverName:   o.ServerName,
+		cluster:      o.Cluster,
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
@@ -143,10 +161,10 @@ func (c config) listenAddr() string {
 	return net.JoinHostPort(c.host, strconv.Itoa(port))
 }
 
-func (c config) serverOptions() *server.Options {
+func (c config) serverOptions() (*server.Options, error) {
 	debug := c.logger.Enabled(context.Background(), slog.LevelDebug)
 	trace := c.logger.Enabled(context.Background(), LevelTrace)
-	return &server.Options{
+	o := &server.Options{
 		ServerName: c.serverName,
 		Host:       c.host,
 		Port:       c.port,
@@ -163,4 +181,18 @@ func (c config) serverOptions() *server.Options {
 		// The ASCII art is a dozen noisy lines in every dev run and test.
 		DisableJetStreamBanner: true,
 	}
+	if cl := c.cluster; cl != nil {
+		host, port, err := net.SplitHostPort(cl.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cluster listen %q: %w", ErrInvalidOption, cl.Listen, err)
+		}
+		o.Cluster = server.ClusterOpts{Name: cl.Name, Host: host}
+		if o.Cluster.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("%w: cluster listen %q: port must be a number", ErrInvalidOption, cl.Listen)
+		}
+		for _, r := range cl.Routes {
+			o.Routes = append(o.Routes, &url.URL{Scheme: "nats-route", Host: r})
+		}
+	}
+	return o, nil
 }

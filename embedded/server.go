@@ -79,7 +79,10 @@ func start(ctx context.Context, opts Options, precheck bool) (*Server, error) {
 		return nil, err
 	}
 
-	sopts := cfg.serverOptions()
+	sopts, err := cfg.serverOptions()
+	if err != nil {
+		return nil, errors.Join(err, lock.release())
+	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("embedded nats: %w: %w", ErrInvalidOption, err), lock.release())

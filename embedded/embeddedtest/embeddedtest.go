@@ -6,10 +6,14 @@ package embeddedtest
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/embedded"
 )
@@ -47,3 +51,145 @@ func Connect(t testing.TB, srv *embedded.Server, name string) *nats.Conn {
 	t.Cleanup(nc.Close)
 	return nc
 }
+
+// Cluster is a NATS cluster of in-process servers for one test, each with
+// its own store, routed to each other on loopback.
+type Cluster struct {
+	t       testing.TB
+	name    string
+	dirs    []string
+	clients []string // client host:port of each node
+	routes  []string // route host:port of each node
+	nodes   []*embedded.Server
+}
+
+// StartCluster starts an n-node cluster with JetStream and returns once it
+// has a JetStream leader, shut down when the test ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, name: "test-cluster", nodes: make([]*embedded.Server, n)}
+	for range n {
+		c.dirs = append(c.dirs, t.TempDir())
+		c.clients = append(c.clients, freeAddr(t))
+		c.routes = append(c.routes, freeAddr(t))
+	}
+	for i := range n {
+		c.Start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.nodes {
+			c.Stop(i)
+		}
+	})
+	c.WaitForLeader()
+	return c
+}
+
+// freeAddr is a loopback address that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Start starts node i (again), on its addresses and store.
+func (c *Cluster) Start(i int) {
+	c.t.Helper()
+	var others []string
+	for j, r := range c.routes {
+		if j != i {
+			others = append(others, r)
+		}
+	}
+	srv, err := embedded.Start(context.Background(), embedded.Options{
+		Listen:     c.clients[i],
+		StoreDir:   c.dirs[i],
+		ServerName: fmt.Sprintf("node-%d", i),
+		Cluster:    &embedded.Cluster{Name: c.name, Listen: c.routes[i], Routes: others},
+	})
+	if err != nil {
+		c.t.Fatalf("start node %d: %v", i, err)
+	}
+	c.nodes[i] = srv
+}
+
+// Stop shuts node i down (a clean stop, as in a rolling restart); stopping
+// a stopped node does nothing.
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	if c.nodes[i] == nil {
+		return
+	}
+	Shutdown(c.t, c.nodes[i])
+	c.nodes[i] = nil
+}
+
+// Node returns node i, or nil while it is stopped.
+func (c *Cluster) Node(i int) *embedded.Server { return c.nodes[i] }
+
+// Size is the number of nodes.
+func (c *Cluster) Size() int { return len(c.nodes) }
+
+// URLs are the client URLs of every node, for a client that follows the
+// cluster through failures.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, a := range c.clients {
+		urls = append(urls, "nats://"+a)
+	}
+	return strings.Join(urls, ",")
+}
+
+// Connect opens a TCP connection to the cluster (any node, reconnecting to
+// the others), closed when the test ends.
+func (c *Cluster) Connect(name string, opts ...nats.Option) *nats.Conn {
+	c.t.Helper()
+	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(c.URLs(), opts...)
+	if err != nil {
+		c.t.Fatalf("connect to the cluster: %v", err)
+	}
+	c.t.Cleanup(nc.Close)
+	return nc
+}
+
+// WaitForLeader returns once JetStream answers through the cluster.
+func (c *Cluster) WaitForLeader() {
+	c.t.Helper()
+	nc := c.Connect("leader-check")
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := js.AccountInfo(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("cluster has no JetStream leader after 30s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// StreamLeader returns the index of the node that leads stream, or -1.
+func (c *Cluster) StreamLeader(stream string) int {
+	for i, n := range c.nodes {
+		if n != nil && n.NATS().JetStreamIsStreamLeader(jetstreamAccount, stream) {
+			return i
+		}
+	}
+	return -1
+}
+
+// jetstreamAccount is the account of the servers' default user.
+const jetstreamAccount = "$G"
