@@ -64,9 +64,11 @@ func config() eventstore.Config[thing] {
 // world is an embedded server and a way to open stores ("replicas") on it.
 type world struct {
 	t   *testing.T
-	srv interface{ Connect(string, ...nats.Option) (*nats.Conn, error) }
-	nc  *nats.Conn // a client connection, for raw access to the stream
-	js  jetstream.JetStream
+	srv interface {
+		Connect(string, ...nats.Option) (*nats.Conn, error)
+	}
+	nc *nats.Conn // a client connection, for raw access to the stream
+	js jetstream.JetStream
 }
 
 func newWorld(t *testing.T) *world {
