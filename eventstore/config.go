@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -84,8 +85,20 @@ type Config[T any] struct {
 	// EntityFilter matches every event of entity id: its subject, or a
 	// wildcard over its subjects.
 	EntityFilter func(id string) string
-	// IDOf returns the entity an event subject is about ("" if none).
+	// IDOf returns the entity an event or fence subject is about ("" if
+	// none).
 	IDOf func(subject string) string
+	// FenceSubjects is the stream subject of every entity's fence, e.g.
+	// "users.fence.*", and FenceSubject the fence of entity id: a message
+	// another writer puts there makes a write of id that is in flight
+	// fail (see write.go). WriteFilter matches an entity's events and its
+	// fence, e.g. "users.*.<id>": writes are conditional on it.
+	FenceSubjects string
+	FenceSubject  func(id string) string
+	WriteFilter   func(id string) string
+	// WithKey returns state as the state of entity id: an idempotent
+	// retry finishes the first attempt under the first attempt's id.
+	WithKey func(state T, id string) T
 	// Encode builds an event's payload: its type, event id, time and the
 	// entity's state after it.
 	Encode func(typ, eventID string, at time.Time, state T) any
@@ -124,7 +137,8 @@ func (c *Config[T]) check() error {
 	case c.Stream.Name == "" || c.EventFilter == "" || c.Internal == "":
 		return fmt.Errorf("eventstore: stream, event filter and internal prefix are required")
 	case c.EventSubject == nil || c.EntityFilter == nil || c.IDOf == nil || c.Encode == nil || c.Decode == nil ||
-		c.Key == nil || c.Version == nil || c.Ends == nil || c.Listing == nil:
+		c.Key == nil || c.Version == nil || c.Ends == nil || c.Listing == nil || c.FenceSubjects == "" ||
+		c.FenceSubject == nil || c.WriteFilter == nil || c.WithKey == nil:
 		return fmt.Errorf("eventstore %s: every subject and envelope function is required", c.Stream.Name)
 	}
 	if c.IdempotencyTTL == 0 {
@@ -142,15 +156,12 @@ func (c *Config[T]) check() error {
 // streamConfig is the stream as the store needs it.
 func (c *Config[T]) streamConfig() jetstream.StreamConfig {
 	s := c.Stream
-	internal := c.Internal + ".>"
-	found := false
-	for _, subj := range s.Subjects {
-		found = found || subj == internal
+	s.Subjects = append([]string(nil), s.Subjects...)
+	for _, own := range []string{c.FenceSubjects, c.Internal + ".>"} {
+		if !slices.Contains(s.Subjects, own) {
+			s.Subjects = append(s.Subjects, own)
+		}
 	}
-	if !found {
-		s.Subjects = append(append([]string(nil), s.Subjects...), internal)
-	}
-	s.AllowAtomicPublish = true
 	s.AllowMsgTTL = true
 	s.AllowDirect = true
 	return s

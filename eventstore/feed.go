@@ -43,7 +43,7 @@ func (s *Store[T]) startCaches(ctx, bg context.Context, nc *nats.Conn) error {
 		s.local = local
 	}
 	if s.local != nil || cc.Backend != nil {
-		f, err := startFeed(ctx, bg, nc, s.stream, s.cfg.EventFilter, s.logger, func(subject string, seq uint64) {
+		f, err := startFeed(ctx, bg, nc, s.stream, []string{s.cfg.EventFilter, s.cfg.FenceSubjects}, s.logger, func(subject string, seq uint64) {
 			if s.local != nil {
 				if id := s.cfg.IDOf(subject); id != "" {
 					s.local.Invalidate(id, seq)
@@ -79,7 +79,7 @@ func (s *Store[T]) startCaches(ctx, bg context.Context, nc *nats.Conn) error {
 		Stream:         s.cfg.Stream.Name,
 		Durable:        s.cfg.invalidator(),
 		Description:    "Invalidates the shared cache of " + s.cfg.Stream.Name + " after every event, retrying until it succeeds.",
-		FilterSubjects: []string{s.cfg.EventFilter},
+		FilterSubjects: []string{s.cfg.EventFilter, s.cfg.FenceSubjects},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		HeadersOnly:    true,
 		MaxDeliver:     messaging.RetryForever,
@@ -126,16 +126,16 @@ type feed struct {
 	done    chan struct{}
 }
 
-func startFeed(ctx, bg context.Context, nc *nats.Conn, stream jetstream.Stream, filter string, logger *slog.Logger,
+func startFeed(ctx, bg context.Context, nc *nats.Conn, stream jetstream.Stream, filters []string, logger *slog.Logger,
 	apply func(subject string, seq uint64), report func(healthy bool)) (*feed, error) {
 	f := &feed{nc: nc, healthy: true, report: report, done: make(chan struct{})}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
+		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 		HeadersOnly:    true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("change feed of %s: %w", filter, err)
+		return nil, fmt.Errorf("change feed of %s: %w", filters[0], err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		meta, err := msg.Metadata()
@@ -150,7 +150,7 @@ func startFeed(ctx, bg context.Context, nc *nats.Conn, stream jetstream.Stream, 
 			f.fail()
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("change feed of %s: %w", filter, err)
+		return nil, fmt.Errorf("change feed of %s: %w", filters[0], err)
 	}
 	f.cc = cc
 	f.status = nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)

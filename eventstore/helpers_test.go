@@ -39,12 +39,16 @@ const (
 
 func config() eventstore.Config[thing] {
 	return eventstore.Config[thing]{
-		Stream:       jetstream.StreamConfig{Name: "THINGS", Subjects: []string{"things.events.*"}, Storage: jetstream.FileStorage},
-		EventFilter:  "things.events.*",
-		Internal:     "things.internal",
-		EventSubject: func(id, _ string) string { return "things.events." + id },
-		EntityFilter: func(id string) string { return "things.events." + id },
-		IDOf:         func(s string) string { return strings.TrimPrefix(s, "things.events.") },
+		Stream:        jetstream.StreamConfig{Name: "THINGS", Subjects: []string{"things.events.*"}, Storage: jetstream.FileStorage},
+		EventFilter:   "things.events.*",
+		Internal:      "things.internal",
+		EventSubject:  func(id, _ string) string { return "things.events." + id },
+		EntityFilter:  func(id string) string { return "things.events." + id },
+		IDOf:          func(s string) string { return s[strings.LastIndexByte(s, '.')+1:] },
+		FenceSubjects: "things.fence.*",
+		FenceSubject:  func(id string) string { return "things.fence." + id },
+		WriteFilter:   func(id string) string { return "things.*." + id },
+		WithKey:       func(v thing, id string) thing { v.ID = id; return v },
 		Encode: func(typ, eventID string, _ time.Time, v thing) any {
 			return thingEvent{Type: typ, ID: eventID, Thing: v}
 		},

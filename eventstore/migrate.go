@@ -45,7 +45,7 @@ func (s *Store[T]) migrate(ctx context.Context) error {
 		msgs := []*nats.Msg{messaging.Expect(&nats.Msg{Subject: s.cfg.indexSubject(s.cfg.Listing(v), id)}, messaging.ExpectLastSubjectSequence(0))}
 		if s.cfg.Uniques != nil {
 			for _, u := range s.cfg.Uniques(v) {
-				data, _ := json.Marshal(uniqueRecord{Owner: id})
+				data, _ := json.Marshal(claimRecord{Owner: id})
 				msgs = append(msgs, messaging.Expect(&nats.Msg{Subject: s.cfg.uniqueSubject(u), Data: data}, messaging.ExpectLastSubjectSequence(0)))
 			}
 		}

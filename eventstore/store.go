@@ -180,15 +180,26 @@ func (s *Store[T]) loadShared(ctx context.Context, id string) (T, uint64, bool, 
 	return r.State, r.Seq, found, nil
 }
 
-// read asks the stream leader for the last valid event of id.
+// read asks the stream leader for the last valid event of id. The
+// sequence it returns is that of id's write filter (its events and its
+// fence), which writes are conditional on.
 func (s *Store[T]) read(ctx context.Context, id string) (T, uint64, bool, error) {
 	var zero T
-	m, err := messaging.LastMsg(ctx, s.js, s.cfg.Stream.Name, s.cfg.EntityFilter(id))
+	last, err := messaging.LastMsg(ctx, s.js, s.cfg.Stream.Name, s.cfg.WriteFilter(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return zero, 0, false, nil
 	}
 	if err != nil {
 		return zero, 0, false, unavailable(err)
+	}
+	m := last
+	if m.Subject == s.cfg.FenceSubject(id) {
+		// Fenced after its last event: the state is that event's.
+		if m, err = messaging.LastMsg(ctx, s.js, s.cfg.Stream.Name, s.cfg.EntityFilter(id)); errors.Is(err, jetstream.ErrMsgNotFound) {
+			return zero, last.Sequence, false, nil
+		} else if err != nil {
+			return zero, 0, false, unavailable(err)
+		}
 	}
 	typ, v, ok := s.valid(id, m)
 	if !ok {
@@ -199,15 +210,13 @@ func (s *Store[T]) read(ctx context.Context, id string) (T, uint64, bool, error)
 			return zero, 0, false, err
 		}
 		if !ok {
-			return zero, m.Sequence, false, nil
+			return zero, last.Sequence, false, nil
 		}
 	}
 	if s.cfg.Ends(typ) {
-		return zero, m.Sequence, false, nil
+		return zero, last.Sequence, false, nil
 	}
-	// The sequence is the subject's last, valid or not: writes are
-	// conditional on it.
-	return v, m.Sequence, true, nil
+	return v, last.Sequence, true, nil
 }
 
 // valid decodes m and checks that it is an event about id: a known

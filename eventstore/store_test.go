@@ -1,6 +1,8 @@
 package eventstore_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -348,4 +350,80 @@ func TestOpenUpgradesAnOlderStream(t *testing.T) {
 	if st.State.Subjects["things.internal.schema"] != 1 {
 		t.Fatalf("schema markers: %v", st.State.Subjects)
 	}
+}
+
+// A create that died after claiming a unique value, before committing,
+// leaves a claim that holds nothing: the next writer that wants the value
+// fences the dead create and takes it, and the dead create can no longer
+// commit, even if its commit was only delayed.
+func TestHalfWrittenCreateIsFencedAndItsClaimTakenOver(t *testing.T) {
+	w := newWorld(t)
+	s := w.open(cache.Config{})
+	dead := ulid.Make().String()
+	claim, _ := json.Marshal(map[string]string{"owner": dead})
+	w.publish("things.internal.unique.handle."+hashOf("ada"), claim, nil)
+
+	taker := create(t, s, ulid.Make().String(), "ada", "o1")
+	// The dead create's commit, arriving late, conditional as the store
+	// writes it: refused.
+	ev, _ := json.Marshal(thingEvent{Type: created, ID: "late", Thing: thing{ID: dead, Version: 1, Handle: "ada", Owner: "o1"}})
+	late := &nats.Msg{Subject: "things.events." + dead, Data: ev, Header: nats.Header{}}
+	late.Header.Set("Nats-Expected-Last-Subject-Sequence", "0")
+	late.Header.Set("Nats-Expected-Last-Subject-Sequence-Subject", "things.*."+dead)
+	if _, err := w.js.PublishMsg(t.Context(), late); err == nil {
+		t.Fatal("the fenced create committed after all")
+	}
+	if _, err := s.Get(t.Context(), dead); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("the dead create exists: %v", err)
+	}
+	if got, err := s.Get(t.Context(), taker.State.ID); err != nil || got.State.Handle != "ada" {
+		t.Fatalf("the taker = %+v, %v", got, err)
+	}
+}
+
+// A create that died after its idempotency record is finished by the
+// retry, under the first attempt's id.
+func TestIdempotentRetryFinishesADeadFirstAttempt(t *testing.T) {
+	w := newWorld(t)
+	s := w.open(cache.Config{})
+	first := ulid.Make().String()
+	rec, _ := json.Marshal(map[string]string{"id": first, "fp": "fp-1"})
+	w.publish("things.internal.idem."+hashOf("retry-me"), rec, nil)
+	retry := ulid.Make().String()
+	got, err := s.Create(t.Context(), retry, eventstore.Change[thing]{Type: created, State: thing{ID: retry, Version: 1, Handle: "h", Owner: "o"}},
+		&eventstore.Idempotency{Key: "retry-me", Fingerprint: "fp-1"})
+	if err != nil || got.State.ID != first {
+		t.Fatalf("retry = %+v, %v; want the first attempt's id %s", got, err, first)
+	}
+	if _, err := s.Get(t.Context(), retry); !errors.Is(err, eventstore.ErrNotFound) {
+		t.Fatalf("the retry's own id was created too: %v", err)
+	}
+}
+
+// An update that meets a concurrent one fails as stale and leaves the
+// caches so that the next read sees the winner.
+func TestStaleWriteRefreshesTheCache(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.open(cache.Config{}), w.open(cache.Config{})
+	x := create(t, a, ulid.Make().String(), "x", "o")
+	fromB, err := b.Get(t.Context(), x.State.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	won, err := a.Append(t.Context(), x, eventstore.Change[thing]{Type: changed, State: next(x.State)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(t.Context(), fromB, eventstore.Change[thing]{Type: changed, State: next(fromB.State)}); !errors.Is(err, eventstore.ErrStale) {
+		t.Fatalf("concurrent update: %v, want ErrStale", err)
+	}
+	if got, err := b.Get(t.Context(), x.State.ID); err != nil || got.Seq != won.Seq {
+		t.Fatalf("b reads %+v, %v after losing; want the winner at %d", got, err, won.Seq)
+	}
+}
+
+// hashOf is the store's digest of a unique value or key in subjects.
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/invopop/jsonschema"
 
 	"github.com/devloop/switchboard/wire"
@@ -178,49 +180,89 @@ func schemaOf[T any]() string {
 }
 
 // decodeStrict decodes data into v and turns every decoding problem into a
-// 400 with a message a person can act on.
+// 400 with a message a person can act on. It is strict as docs/errors.md
+// says: unknown members, members named in another case, a member given
+// twice, invalid UTF-8 and data after the request are all refused (the
+// JSON v2 decoder, github.com/go-json-experiment/json, checks these in
+// one pass; encoding/json accepts each of them).
 func decodeStrict(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonv2.Unmarshal(data, v, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return decodeError(err)
-	}
-	end := dec.InputOffset()
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("malformed JSON: unexpected data after the request object (offset %d)", end))
 	}
 	return nil
 }
 
 func decodeError(err error) *wire.Error {
-	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
+	var syn *jsontext.SyntacticError
+	var sem *jsonv2.SemanticError
 	switch {
-	case errors.As(err, &syntax):
-		return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("malformed JSON at offset %d: %s", syntax.Offset, strings.TrimPrefix(syntax.Error(), "json: ")))
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return wire.NewError(wire.CodeBadRequest, "malformed JSON: unexpected end of input")
-	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("request must be a JSON %s, got %s", jsonKind(typ.Type), typ.Value))
+	case errors.As(err, &syn):
+		field := fieldPath(syn.JSONPointer)
+		switch {
+		case errors.Is(syn.Err, jsontext.ErrDuplicateName):
+			return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{Field: field, Message: "appears more than once"})
+		case errors.Is(syn.Err, io.ErrUnexpectedEOF):
+			return wire.NewError(wire.CodeBadRequest, "malformed JSON: unexpected end of input")
+		case strings.Contains(syn.Err.Error(), "after top-level value"):
+			return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("malformed JSON: unexpected data after the request object (offset %d)", syn.ByteOffset))
 		}
-		return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{
-			Field:   field,
-			Message: fmt.Sprintf("must be %s, got %s", jsonKind(typ.Type), typ.Value),
-		})
-	}
-	// encoding/json reports unknown fields only as text.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		if unq, qerr := strconv.Unquote(name); qerr == nil {
-			name = unq
+		return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("malformed JSON at offset %d: %v", syn.ByteOffset, syn.Err))
+	case errors.As(err, &sem):
+		field := fieldPath(sem.JSONPointer)
+		switch {
+		case errors.Is(sem.Err, jsonv2.ErrUnknownName):
+			return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{Field: field, Message: "unknown field"})
+		case field == "" && sem.GoType != nil:
+			return wire.NewError(wire.CodeBadRequest, fmt.Sprintf("request must be %s, got %s", jsonKind(sem.GoType), kindName(sem.JSONKind)))
+		case sem.GoType != nil:
+			got := kindName(sem.JSONKind)
+			if sem.JSONKind == '0' && len(sem.JSONValue) > 0 {
+				got = "number " + string(sem.JSONValue)
+			}
+			return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{Field: field, Message: fmt.Sprintf("must be %s, got %s", jsonKind(sem.GoType), got)})
 		}
-		return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{Field: name, Message: "unknown field"})
+		return wire.NewError(wire.CodeBadRequest, "invalid request", wire.Detail{Field: field, Message: strings.TrimPrefix(err.Error(), "json: ")})
 	}
-	return wire.NewError(wire.CodeBadRequest, "malformed JSON: "+strings.TrimPrefix(err.Error(), "json: "))
+	return wire.NewError(wire.CodeBadRequest, "malformed JSON: "+err.Error())
+}
+
+// fieldPath turns a JSON Pointer (/items/0/quantity) into the field path
+// of the error model (items[0].quantity).
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return b.String()
+}
+
+// kindName names a JSON kind as encoding/json's messages did.
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 'f', 't':
+		return "bool"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "something else"
 }
 
 func jsonKind(t reflect.Type) string {

@@ -81,10 +81,17 @@ func TestTypedEndpoint(t *testing.T) {
 			wantDetails: []wire.Detail{{Field: "age", Message: "must be an integer, got string"}}},
 		{name: "fraction for integer", givenData: `{"name":"Ada","age":3.5}`, wantCode: 400, wantMessage: "invalid request",
 			wantDetails: []wire.Detail{{Field: "age", Message: "must be an integer, got number 3.5"}}},
-		{name: "not an object", givenData: `[1,2]`, wantCode: 400, wantMessage: "request must be a JSON an object, got array"},
+		{name: "not an object", givenData: `[1,2]`, wantCode: 400, wantMessage: "request must be an object, got array"},
 		{name: "malformed", givenData: `{"name":`, wantCode: 400, wantMessage: "malformed JSON: unexpected end of input"},
-		{name: "syntax error", givenData: `{"name" "Ada"}`, wantCode: 400, wantMessage: "malformed JSON at offset 9: invalid character '\"' after object key"},
-		{name: "trailing data", givenData: `{"name":"Ada"} {"name":"Bob"}`, wantCode: 400, wantMessage: "malformed JSON: unexpected data after the request object (offset 14)"},
+		{name: "syntax error", givenData: `{"name" "Ada"}`, wantCode: 400, wantMessage: "malformed JSON at offset 8: invalid character '\"' after object name (expecting ':')"},
+		{name: "trailing data", givenData: `{"name":"Ada"} {"name":"Bob"}`, wantCode: 400, wantMessage: "malformed JSON: unexpected data after the request object (offset 15)"},
+		// Stricter than encoding/json (docs/errors.md): a member given
+		// twice, a name in another case and invalid UTF-8 are refused.
+		{name: "duplicate member", givenData: `{"name":"Ada","name":"Bob"}`, wantCode: 400, wantMessage: "invalid request",
+			wantDetails: []wire.Detail{{Field: "name", Message: "appears more than once"}}},
+		{name: "name in another case", givenData: `{"Name":"Ada"}`, wantCode: 400, wantMessage: "invalid request",
+			wantDetails: []wire.Detail{{Field: "Name", Message: "unknown field"}}},
+		{name: "invalid UTF-8", givenData: "{\"name\":\"Ada\xff\"}", wantCode: 400, wantMessage: "malformed JSON at offset 12: invalid UTF-8"},
 		{name: "too large for this endpoint", givenData: `{"name":"` + strings.Repeat("a", 2000) + `"}`, wantCode: 413,
 			wantMessage: "payload of 2011 bytes is over this endpoint's limit of 1024 bytes"},
 	}

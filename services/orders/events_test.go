@@ -189,7 +189,7 @@ func TestStreamSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{contract.EventSubjects, contract.InternalSubjectPrefix + ".>"}
+	want := []string{contract.EventSubjects, contract.FenceSubjects, contract.InternalSubjectPrefix + ".>"}
 	if got := stream.CachedInfo().Config.Subjects; !slices.Equal(got, want) {
 		t.Errorf("ORDERS subjects = %q, want %q", got, want)
 	}

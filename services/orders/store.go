@@ -50,10 +50,17 @@ func entity() eventstore.Config[contract.Order] {
 		EventSubject: contract.EventSubject,
 		EntityFilter: contract.OrderSubjects,
 		IDOf: func(subject string) string {
-			rest, _ := strings.CutPrefix(subject, contract.EventSubjectPrefix)
-			id, _, _ := strings.Cut(rest, ".")
-			return id
+			// orders.events.<id>.<kind> or orders.fence.<id>.f
+			tokens := strings.Split(subject, ".")
+			if len(tokens) != 4 {
+				return ""
+			}
+			return tokens[2]
 		},
+		FenceSubjects: contract.FenceSubjects,
+		FenceSubject:  func(id string) string { return "orders.fence." + id + ".f" },
+		WriteFilter:   func(id string) string { return "orders.*." + id + ".*" },
+		WithKey:       func(o contract.Order, id string) contract.Order { o.ID = id; return o },
 		Encode: func(typ, eventID string, _ time.Time, o contract.Order) any {
 			return contract.Event{Type: typ, ID: eventID, OccurredAt: o.UpdatedAt, Order: o}
 		},

@@ -143,8 +143,8 @@ func TestStreamSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := stream.CachedInfo().Config.Subjects; !slices.Equal(got, []string{"users.events.*", "users.internal.>"}) {
-		t.Errorf("USERS subjects = %q, want [users.events.* users.internal.>]", got)
+	if got := stream.CachedInfo().Config.Subjects; !slices.Equal(got, []string{"users.events.*", "users.fence.*", "users.internal.>"}) {
+		t.Errorf("USERS subjects = %q, want [users.events.* users.fence.* users.internal.>]", got)
 	}
 	requests := []string{contract.SubjectCreate, contract.SubjectGet, contract.SubjectUpdate, contract.SubjectDelete, contract.SubjectList}
 	for _, subject := range requests {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -204,3 +205,6 @@ func checkErr(t *testing.T, err, want error, wantFields []string) {
 		t.Fatalf("detail fields = %q, want %q (err: %v)", fields, wantFields, err)
 	}
 }
+
+// emailN is a distinct email for the i-th user of a test.
+func emailN(i int) string { return "user-" + strconv.Itoa(i) + "@example.com" }

@@ -61,9 +61,13 @@ func entity() eventstore.Config[contract.User] {
 		EventSubject: func(id, _ string) string { return contract.EventSubjectPrefix + id },
 		EntityFilter: func(id string) string { return contract.EventSubjectPrefix + id },
 		IDOf: func(subject string) string {
-			id, _ := strings.CutPrefix(subject, contract.EventSubjectPrefix)
-			return id
+			// users.events.<id> or users.fence.<id>
+			return subject[strings.LastIndexByte(subject, '.')+1:]
 		},
+		FenceSubjects: contract.FenceSubjects,
+		FenceSubject:  func(id string) string { return contract.FenceSubjectPrefix + id },
+		WriteFilter:   func(id string) string { return "users.*." + id },
+		WithKey:       func(u contract.User, id string) contract.User { u.ID = id; return u },
 		Encode: func(typ, eventID string, at time.Time, u contract.User) any {
 			return contract.Event{Type: typ, ID: eventID, OccurredAt: u.UpdatedAt, User: u}
 		},

@@ -33,6 +33,9 @@ const (
 	// messages in ORDERS (the per-user listings, idempotency keys). They
 	// are no events: consumers filter on EventSubjects.
 	InternalSubjectPrefix = "orders.internal"
+	// FenceSubjects hold the store's fences (orders.fence.<id>.f), which
+	// stop a write of that order that was left half-way. No events either.
+	FenceSubjects = "orders.fence.*.f"
 )
 
 // Event types (Switchboard-Event-Type) and the subject kind of each.

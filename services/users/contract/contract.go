@@ -36,6 +36,10 @@ const (
 	// messages in USERS (email reservations, the listing, idempotency
 	// keys). They are no events: consumers filter on EventSubjects.
 	InternalSubjectPrefix = "users.internal"
+	// FenceSubjects hold the store's fences (users.fence.<id>), which
+	// stop a write of that user that was left half-way. No events either.
+	FenceSubjects      = "users.fence.*"
+	FenceSubjectPrefix = "users.fence."
 )
 
 // Limits of the user model.
