@@ -35,12 +35,15 @@ type productSetting struct {
 }
 
 // buildProduct builds cmd/switchboard from the main module (the repository
-// root) and reads its services and settings from its help output.
+// root) and reads its services and settings from its help output. It
+// builds as the image does (static, -trimpath), so that the binary tested
+// is the one that ships, and deploy/image/build finds it compiled.
 func buildProduct(t *testing.T) product {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "switchboard")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/switchboard")
+	build := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", bin, "./cmd/switchboard")
 	build.Dir = ".."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build switchboard: %v\n%s", err, out)
 	}
