@@ -23,7 +23,8 @@ ARG VERSION=dev
 ARG TARGETOS TARGETARCH
 RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
     go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=${VERSION}" \
-      -o /out/switchboard ./cmd/switchboard
+      -o /out/switchboard ./cmd/switchboard \
+ && mkdir /out/data
 
 # Keep this stage the same as in deploy/image/Dockerfile.prebuilt: .ci/run
 # (deploy/image/check) compares the two.
@@ -31,6 +32,7 @@ FROM scratch
 ARG VERSION=dev
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
+COPY --from=build --chown=65532:65532 /out/data /data
 LABEL org.opencontainers.image.title="switchboard" \
       org.opencontainers.image.description="Go microservices over NATS: every service in one binary" \
       org.opencontainers.image.source="https://github.com/devloop/switchboard" \
@@ -38,6 +40,12 @@ LABEL org.opencontainers.image.title="switchboard" \
 # 65532 is the conventional "nonroot" id (distroless); numeric, so that
 # Kubernetes' runAsNonRoot can check it without an /etc/passwd.
 USER 65532:65532
+# /data is the only writable place: `dev` keeps its JetStream store there
+# (mount a volume to keep it); `run` writes nothing, so a read-only root
+# file system is fine. The ops HTTP server listens on every interface of
+# the container, so that -p 8080:8080 and the kubelet reach it.
+ENV SWITCHBOARD_DATA_DIR=/data \
+    SWITCHBOARD_HTTP_LISTEN=:8080
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/switchboard"]
 CMD ["--help"]
