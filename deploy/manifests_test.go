@@ -339,7 +339,7 @@ func checkSettings(t *testing.T, p product, m manifests, d *appsv1.Deployment) m
 	var osEnv []string
 	for _, name := range order {
 		value := env[name]
-		_, known := p.settings[name]
+		setting, known := p.settings[name]
 		switch {
 		case known:
 		case slices.Contains(runtimeEnv, name):
@@ -348,8 +348,8 @@ func checkSettings(t *testing.T, p product, m manifests, d *appsv1.Deployment) m
 		default:
 			t.Errorf("env %s: switchboard has no such setting (switchboard run --help lists them)", name)
 		}
-		if strings.HasPrefix(value, "/") {
-			// A path must be a file the pod has mounted; the binary gets a
+		if setting.arg == "path" && value != "" {
+			// A file must be one the pod has mounted; the binary gets a
 			// copy with the same content.
 			content, ok := files[value]
 			if !ok {

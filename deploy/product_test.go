@@ -31,6 +31,7 @@ type product struct {
 
 type productSetting struct {
 	name string // e.g. "nats-url"
+	arg  string // what the value is, e.g. "path", "urls", "host:port"
 	def  string
 }
 
@@ -58,20 +59,20 @@ func buildProduct(t *testing.T) product {
 
 	// Each flag line ("  --nats-url urls   help") is followed by its env
 	// line ("   env SWITCHBOARD_NATS_URL, NATS_URL; default nats://…").
-	flagLine := regexp.MustCompile(`^  --([a-z0-9-]+) `)
+	flagLine := regexp.MustCompile(`^  --([a-z0-9-]+) (\S+)`)
 	envLine := regexp.MustCompile(`^\s+env ([^;]+)(.*)$`)
-	var name string
+	var name, arg string
 	sc := bufio.NewScanner(strings.NewReader(runProduct(t, p, nil, "run", "--help")))
 	for sc.Scan() {
 		if m := flagLine.FindStringSubmatch(sc.Text()); m != nil {
-			name = m[1]
+			name, arg = m[1], m[2]
 			continue
 		}
 		m := envLine.FindStringSubmatch(sc.Text())
 		if m == nil || name == "" {
 			continue
 		}
-		s := productSetting{name: name}
+		s := productSetting{name: name, arg: arg}
 		for _, part := range strings.Split(m[2], "; ") {
 			if d, ok := strings.CutPrefix(part, "default "); ok {
 				s.def = d
@@ -83,7 +84,8 @@ func buildProduct(t *testing.T) product {
 		}
 		name = ""
 	}
-	if len(p.settings) < 10 || p.defaults["http-listen"] == "" || p.defaults["shutdown-timeout"] == "" {
+	if len(p.settings) < 10 || p.defaults["http-listen"] == "" || p.defaults["shutdown-timeout"] == "" ||
+		p.settings["SWITCHBOARD_NATS_CREDS"].arg != "path" {
 		t.Fatalf("could not read the settings from switchboard run --help: %v", p.settings)
 	}
 	return p
