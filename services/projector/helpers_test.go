@@ -195,7 +195,7 @@ func (s state) checksum() string {
 // them, into the state the tables must hold: last event per entity wins.
 func (e *env) replayState(t testing.TB) state {
 	t.Helper()
-	var st state
+	st := state{Users: []userRow{}, Orders: []orderRow{}}
 	userByID := map[string]userRow{}
 	e.replay(t, userscontract.Stream, userscontract.EventSubjects, func(data []byte) {
 		var ev userscontract.Event
