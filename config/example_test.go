@@ -79,6 +79,9 @@ func ExampleConfig_Describe() {
 	// redis-timeout             = 50ms                                  (default)
 	// redis-pool-size           = 0                                     (default)
 	// cache-ttl                 = 5m                                    (default)
+	// postgres-url              =                                       (default)
+	// postgres-pool-size        = 0                                     (default)
+	// projector-batch-size      = 200                                   (default)
 	// webhooks-file             =                                       (default)
 	// webhook-private-addresses = auto                                  (default)
 }
