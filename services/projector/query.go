@@ -99,11 +99,42 @@ func likePrefix(p string) string {
 	return r.Replace(strings.ToLower(p)) + "%"
 }
 
-func (q *queries) searchUsers(ctx context.Context, req contract.UsersSearchRequest) (contract.UsersSearchResponse, error) {
-	seq, err := q.waitFor(ctx, users.Stream, req.MinSequence)
-	if err != nil {
-		return contract.UsersSearchResponse{}, err
+// read runs sql, after waiting for the stream's position to reach want
+// (when given), together with the read of that position: one round trip
+// when nothing needs waiting for. The position is read first, so the
+// result reflects at least that much of the stream.
+func (q *queries) read(ctx context.Context, stream string, want uint64, sql string, args []any, each func(pgx.Rows) error) (uint64, error) {
+	if want > 0 {
+		if _, err := q.waitFor(ctx, stream, want); err != nil {
+			return 0, err
+		}
 	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT last_seq FROM projector.positions WHERE stream = $1`, stream)
+	b.Queue(sql, args...)
+	br := q.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var seq int64
+	if err := br.QueryRow().Scan(&seq); err != nil {
+		return 0, unavailable(fmt.Errorf("read the %s position: %w", stream, err))
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return 0, unavailable(err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, unavailable(err)
+	}
+	return uint64(seq), nil
+}
+
+func (q *queries) searchUsers(ctx context.Context, req contract.UsersSearchRequest) (contract.UsersSearchResponse, error) {
 	limit := req.Limit
 	if limit == 0 {
 		limit = contract.DefaultLimit
@@ -126,18 +157,16 @@ func (q *queries) searchUsers(ctx context.Context, req contract.UsersSearchReque
 	}
 	sql := `SELECT id, name, email, age, version, created_at, updated_at FROM projector.users WHERE ` +
 		strings.Join(where, " AND ") + ` ORDER BY id LIMIT ` + arg(limit+1)
-	rows, err := q.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return contract.UsersSearchResponse{}, unavailable(err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (users.User, error) {
+	list := []users.User{}
+	seq, err := q.read(ctx, users.Stream, req.MinSequence, sql, args, func(r pgx.Rows) error {
 		var u users.User
 		err := r.Scan(&u.ID, &u.Name, &u.Email, &u.Age, &u.Version, &u.CreatedAt, &u.UpdatedAt)
 		u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
-		return u, err
+		list = append(list, u)
+		return err
 	})
 	if err != nil {
-		return contract.UsersSearchResponse{}, unavailable(err)
+		return contract.UsersSearchResponse{}, err
 	}
 	resp := contract.UsersSearchResponse{Users: list, Sequence: seq}
 	if len(list) > limit {
@@ -148,10 +177,6 @@ func (q *queries) searchUsers(ctx context.Context, req contract.UsersSearchReque
 }
 
 func (q *queries) searchOrders(ctx context.Context, req contract.OrdersSearchRequest) (contract.OrdersSearchResponse, error) {
-	seq, err := q.waitFor(ctx, orders.Stream, req.MinSequence)
-	if err != nil {
-		return contract.OrdersSearchResponse{}, err
-	}
 	limit := req.Limit
 	if limit == 0 {
 		limit = contract.DefaultLimit
@@ -188,21 +213,32 @@ func (q *queries) searchOrders(ctx context.Context, req contract.OrdersSearchReq
 	if desc {
 		order = "created_at DESC, id DESC"
 	}
-	sql := `SELECT id, user_id, currency, total_cents, status, cancel_reason, version, created_at, updated_at
-		FROM projector.orders WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ` + arg(limit+1)
-	rows, err := q.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return contract.OrdersSearchResponse{}, unavailable(err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (orders.Order, error) {
+	// The items come along as arrays, in the same statement.
+	sql := `SELECT id, user_id, currency, total_cents, status, cancel_reason, version, created_at, updated_at,
+			ARRAY(SELECT sku FROM projector.order_items i WHERE i.order_id = o.id ORDER BY line),
+			ARRAY(SELECT quantity FROM projector.order_items i WHERE i.order_id = o.id ORDER BY line),
+			ARRAY(SELECT unit_price_cents FROM projector.order_items i WHERE i.order_id = o.id ORDER BY line)
+		FROM projector.orders o WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ` + arg(limit+1)
+	list := []orders.Order{}
+	seq, err := q.read(ctx, orders.Stream, req.MinSequence, sql, args, func(r pgx.Rows) error {
 		var o orders.Order
-		err := r.Scan(&o.ID, &o.UserID, &o.Currency, &o.TotalCents, &o.Status, &o.CancelReason, &o.Version, &o.CreatedAt, &o.UpdatedAt)
+		var skus []string
+		var qty []int32
+		var price []int64
+		err := r.Scan(&o.ID, &o.UserID, &o.Currency, &o.TotalCents, &o.Status, &o.CancelReason, &o.Version, &o.CreatedAt, &o.UpdatedAt,
+			&skus, &qty, &price)
 		o.CreatedAt, o.UpdatedAt = o.CreatedAt.UTC(), o.UpdatedAt.UTC()
-		o.Items = []orders.Item{}
-		return o, err
+		o.Items = make([]orders.Item, 0, len(skus))
+		for i := range skus {
+			if i < len(qty) && i < len(price) {
+				o.Items = append(o.Items, orders.Item{SKU: skus[i], Quantity: int(qty[i]), UnitPriceCents: price[i]})
+			}
+		}
+		list = append(list, o)
+		return err
 	})
 	if err != nil {
-		return contract.OrdersSearchResponse{}, unavailable(err)
+		return contract.OrdersSearchResponse{}, err
 	}
 	resp := contract.OrdersSearchResponse{Orders: list, Sequence: seq}
 	if len(list) > limit {
@@ -210,40 +246,5 @@ func (q *queries) searchOrders(ctx context.Context, req contract.OrdersSearchReq
 		last := resp.Orders[limit-1]
 		resp.Next = contract.OrdersCursor(last.CreatedAt, last.ID)
 	}
-	if err := q.loadItems(ctx, resp.Orders); err != nil {
-		return contract.OrdersSearchResponse{}, err
-	}
 	return resp, nil
-}
-
-// loadItems fills in the items of list with one query.
-func (q *queries) loadItems(ctx context.Context, list []orders.Order) error {
-	if len(list) == 0 {
-		return nil
-	}
-	ids := make([]string, len(list))
-	byID := make(map[string]int, len(list))
-	for i, o := range list {
-		ids[i] = o.ID
-		byID[o.ID] = i
-	}
-	rows, err := q.pool.Query(ctx, `SELECT order_id, sku, quantity, unit_price_cents FROM projector.order_items
-		WHERE order_id = ANY($1) ORDER BY order_id, line`, ids)
-	if err != nil {
-		return unavailable(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var it orders.Item
-		if err := rows.Scan(&id, &it.SKU, &it.Quantity, &it.UnitPriceCents); err != nil {
-			return unavailable(err)
-		}
-		o := &list[byID[id]]
-		o.Items = append(o.Items, it)
-	}
-	if err := rows.Err(); err != nil {
-		return unavailable(err)
-	}
-	return nil
 }
