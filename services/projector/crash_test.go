@@ -3,6 +3,7 @@ package projector_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -221,7 +222,12 @@ func TestTwoReplicas(t *testing.T) {
 		lead, err = leaderOf("users")
 		return err
 	})
-	e.waitCaughtUp(t, 20*time.Second)
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if e.position(t, userscontract.Stream) < 20 {
+			return errors.New("not applying yet")
+		}
+		return nil
+	})
 	if n := ps[0].MigrationsApplied() + ps[1].MigrationsApplied(); n != 1 {
 		t.Errorf("%d migrations applied by the two replicas, want 1", n)
 	}

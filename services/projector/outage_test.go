@@ -12,6 +12,7 @@ import (
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/projector"
 	"github.com/devloop/switchboard/services/projector/contract"
+	userscontract "github.com/devloop/switchboard/services/users/contract"
 	"github.com/devloop/switchboard/wire"
 )
 
@@ -20,7 +21,7 @@ import (
 // many batch retries, which is what an outage exercises; the 20s
 // is one flag away:
 //
-//	go test ./services/projector -run Outage -outage 20s
+//	go test ./services/projector -run Outage -args -outage 20s
 var outage = flag.Duration("outage", 6*time.Second, "how long TestPostgresOutage stops PostgreSQL")
 
 // PostgreSQL stopped under steady writes: the projector is degraded (not
@@ -30,10 +31,12 @@ func TestPostgresOutage(t *testing.T) {
 	e := newEnv(t)
 	p := e.startProjector(t, "projector", projector.Options{BatchSize: 50})
 	stop := startWriter(t, e)
-	e.waitCaughtUp(t, 20*time.Second)
-	if err := p.Degraded(t.Context()); err != nil {
-		t.Fatalf("degraded before the outage: %v", err)
-	}
+	testkit.Eventually(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if e.position(t, userscontract.Stream) == 0 {
+			return errors.New("nothing applied yet")
+		}
+		return p.Degraded(t.Context())
+	})
 
 	e.pg.Stop(t)
 	down := time.Now()
