@@ -316,9 +316,12 @@ func (p *projection) consumerStats(ctx context.Context) messaging.ConsumerStats 
 	if c != nil {
 		return c.Stats(ctx)
 	}
-	st := messaging.ConsumerStats{Stream: p.spec.stream, Consumer: p.spec.durable, LastError: role + ": " + lastErr}
-	if role == contract.RoleStandby {
+	st := messaging.ConsumerStats{Stream: p.spec.stream, Consumer: p.spec.durable, LastError: role}
+	switch {
+	case role == contract.RoleStandby:
 		st.LastError = "standby: another replica leads"
+	case lastErr != "":
+		st.LastError = role + ": " + lastErr
 	}
 	cons, err := p.js.Consumer(ctx, p.spec.stream, p.spec.durable)
 	if err != nil {
