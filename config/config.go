@@ -36,6 +36,8 @@ type Config struct {
 	Cache         Cache
 	Log           Log
 	Notifications Notifications
+	Postgres      Postgres
+	Projector     Projector
 
 	// DataDir holds persistent state, such as the embedded server's
 	// JetStream store.
@@ -101,6 +103,21 @@ type Notifications struct {
 	// loopback addresses: "allow", "deny", or "auto" (allowed in dev,
 	// refused elsewhere).
 	PrivateAddresses string
+}
+
+// Postgres holds the PostgreSQL of the projector's query tables.
+type Postgres struct {
+	// URL is a postgres:// URL; its password is secret. Empty means no
+	// projector.
+	URL string
+	// PoolSize bounds the query pool; 0 means the driver's default.
+	PoolSize int
+}
+
+// Projector tunes the projector service.
+type Projector struct {
+	// BatchSize is the most events written in one transaction.
+	BatchSize int
 }
 
 // Log configures the logger.

@@ -81,6 +81,9 @@ func ExampleConfig_Describe() {
 	// cache-ttl                 = 5m                                    (default)
 	// cache-budget              = 50ms                                  (default)
 	// cache-entries             = 50000                                 (default)
+	// postgres-url              =                                       (default)
+	// postgres-pool-size        = 0                                     (default)
+	// projector-batch-size      = 200                                   (default)
 	// webhooks-file             =                                       (default)
 	// webhook-private-addresses = auto                                  (default)
 }

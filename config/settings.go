@@ -189,6 +189,27 @@ func settings() []setting {
 			value:   integer(func(c *Config) *int { return &c.Cache.Entries }, 0, 100_000_000),
 		},
 		{
+			name: "postgres-url", arg: "url", url: true,
+			example: "postgres://switchboard:secret@127.0.0.1:5432/switchboard",
+			help:    "PostgreSQL URL of the projector's query tables; empty: no projector (dev runs it only when set)",
+			allowed: "empty, or a URL with scheme postgres or postgresql and a host",
+			value:   str(func(c *Config) *string { return &c.Postgres.URL }, checkPostgresURL),
+		},
+		{
+			name: "postgres-pool-size", arg: "int",
+			def:     "0",
+			help:    "PostgreSQL connections for the projector's queries; 0 for the driver's default",
+			allowed: "integer 0–1000",
+			value:   integer(func(c *Config) *int { return &c.Postgres.PoolSize }, 0, 1000),
+		},
+		{
+			name: "projector-batch-size", arg: "int",
+			def:     "200",
+			help:    "most events the projector writes in one transaction",
+			allowed: "integer 1–10000",
+			value:   integer(func(c *Config) *int { return &c.Projector.BatchSize }, 1, 10000),
+		},
+		{
 			name: "webhooks-file", arg: "path", readable: true,
 			help:    "TOML file of webhooks the notifications service loads at start",
 			allowed: "readable file, or empty",
@@ -399,6 +420,13 @@ func checkNATSURLs(v string) error {
 		}
 	}
 	return nil
+}
+
+func checkPostgresURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	return checkURL(v, "postgres", "postgresql")
 }
 
 func checkRedisURL(v string) error {

@@ -143,11 +143,19 @@ func (s *Store[T]) Get(ctx context.Context, id string) (Record[T], error) {
 		present bool
 		err     error
 	)
-	if s.local != nil {
+	switch {
+	case s.behind(ctx):
+		// The caller has seen writes this replica's feed has not
+		// delivered yet: the caches may predate them. Ask the leader.
+		v, seq, present, err = s.read(ctx, id)
+		if err == nil && s.local != nil {
+			s.local.Put(id, seq, v, present)
+		}
+	case s.local != nil:
 		v, seq, present, err = s.local.Get(ctx, id, func(ctx context.Context) (T, uint64, bool, error) {
 			return s.loadShared(ctx, id)
 		})
-	} else {
+	default:
 		v, seq, present, err = s.loadShared(ctx, id)
 	}
 	if err != nil {
@@ -157,6 +165,13 @@ func (s *Store[T]) Get(ctx context.Context, id string) (Record[T], error) {
 		return Record[T]{Seq: seq}, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
 	return Record[T]{State: v, Seq: seq}, nil
+}
+
+// behind reports whether ctx asks for a position of the stream (see
+// wire.Positions) that this replica's change feed has not reached.
+func (s *Store[T]) behind(ctx context.Context) bool {
+	after := wire.After(ctx, s.cfg.Stream.Name)
+	return after > 0 && (s.feed == nil || s.feed.watermark() < after)
 }
 
 // loadShared reads id through the shared cache, when there is one.

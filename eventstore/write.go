@@ -147,9 +147,13 @@ func (s *Store[T]) create(ctx context.Context, id string, ch Change[T], idem *Id
 	ack, err := s.commit(ctx, id, ch, base)
 	if err != nil {
 		if errors.Is(err, ErrStale) {
-			// Fenced, or the id exists: look again (as taken, or stale).
-			if _, lerr := messaging.LastMsg(ctx, s.js, s.cfg.Stream.Name, s.cfg.EntityFilter(id)); lerr == nil {
-				return Record[T]{}, fmt.Errorf("%s exists: %w", id, ErrStale)
+			// Fenced, or the id exists. With a key, the next attempt
+			// finds what the key made; else look again (as taken), or
+			// the id was never new.
+			if idem == nil {
+				if _, lerr := messaging.LastMsg(ctx, s.js, s.cfg.Stream.Name, s.cfg.EntityFilter(id)); lerr == nil {
+					return Record[T]{}, fmt.Errorf("%s exists: %w", id, ErrStale)
+				}
 			}
 			return Record[T]{}, errAgain
 		}
@@ -186,14 +190,14 @@ func (s *Store[T]) idempotent(ctx context.Context, id string, idem *Idempotency)
 	if r.Fingerprint != idem.Fingerprint {
 		return "", 0, nil, ErrKeyReused
 	}
-	if r.ID == id {
-		// Recorded by an earlier attempt of this very create.
-		return id, s.writeSeq(ctx, id), nil, nil
-	}
 	if rec, err := s.Get(ctx, r.ID); err == nil {
 		return "", 0, &rec, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return "", 0, nil, err
+	}
+	if r.ID == id {
+		// Recorded by an earlier attempt of this very create.
+		return id, s.writeSeq(ctx, id), nil, nil
 	}
 	// The first attempt has not committed: fence it, then finish it.
 	seq, err = s.fence(ctx, r.ID, s.writeSeq(ctx, r.ID))
@@ -231,7 +235,7 @@ func (s *Store[T]) Append(ctx context.Context, prev Record[T], ch Change[T]) (Re
 			return Record[T]{}, err
 		}
 		rec := s.written(ctx, id, ch, ack.Sequence)
-		s.release(ctx, id, diff(before, after))
+		s.release(ctx, id, diff(before, after), ack.Sequence)
 		return rec, nil
 	}
 	return Record[T]{}, fmt.Errorf("%s: %w", id, ErrStale)
@@ -339,13 +343,15 @@ func (s *Store[T]) writeSeq(ctx context.Context, id string) uint64 {
 	return m.Sequence
 }
 
-// release gives up the values id no longer holds. It is best effort: a
-// claim left behind holds nothing (the entity's state decides) and is
-// taken over by the next writer that wants it.
-func (s *Store[T]) release(ctx context.Context, id string, us []Unique) {
+// release gives up the values id no longer holds as of its event at
+// commit. Only a claim made before that event is released: a later write
+// of id may have claimed the value back. It is best effort: a claim left
+// behind holds nothing (the entity's state decides) and is taken over by
+// the next writer that wants it.
+func (s *Store[T]) release(ctx context.Context, id string, us []Unique, commit uint64) {
 	for _, u := range us {
 		seq, owner, err := s.claimOf(ctx, u)
-		if err != nil || owner != id {
+		if err != nil || owner != id || seq > commit {
 			continue
 		}
 		data, _ := json.Marshal(claimRecord{})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,6 +22,11 @@ const DefaultClientTimeout = 5 * time.Second
 type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
+
+	// session holds the positions of the writes this client saw answered
+	// (nil: no session), sent with every call so that a read sees them.
+	mu      sync.Mutex
+	session wire.Positions
 }
 
 // ClientOption tunes a Client.
@@ -37,12 +44,25 @@ func WithTimeout(d time.Duration) ClientOption {
 	}
 }
 
-// NewClient returns a Client on nc.
+// WithoutSession makes the client keep no session: calls carry only the
+// positions of their context (a gateway serving many callers, say, whose
+// sessions are their own).
+func WithoutSession() ClientOption {
+	return func(c *Client) error {
+		c.session = nil
+		return nil
+	}
+}
+
+// NewClient returns a Client on nc. By default it keeps a session: every
+// call carries the positions of the writes the client saw answered
+// (wire.HeaderAfter), so reads see the client's own writes whichever
+// replica answers them.
 func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
 	if nc == nil {
 		return nil, fmt.Errorf("%w: nil connection", ErrInvalidOption)
 	}
-	c := &Client{nc: nc, timeout: DefaultClientTimeout}
+	c := &Client{nc: nc, timeout: DefaultClientTimeout, session: wire.Positions{}}
 	for _, opt := range opts {
 		if err := opt(c); err != nil {
 			return nil, err
@@ -73,6 +93,9 @@ func (c *Client) Call(ctx context.Context, subject string, data []byte, opts ...
 		id = nuid.Next()
 	}
 	msg.Header.Set(wire.HeaderRequestID, id)
+	if after := c.after(ctx); after != "" {
+		msg.Header.Set(wire.HeaderAfter, after)
+	}
 	for _, opt := range opts {
 		opt(wire.Header(msg.Header))
 	}
@@ -83,7 +106,43 @@ func (c *Client) Call(ctx context.Context, subject string, data []byte, opts ...
 	if code := reply.Header.Get(wire.HeaderErrorCode); code != "" {
 		return nil, errorFromReply(code, reply.Header.Get(wire.HeaderError), reply.Data)
 	}
+	c.saw(reply.Header)
 	return &wire.Reply{Header: wire.Header(reply.Header), Data: reply.Data}, nil
+}
+
+// after is the HeaderAfter of a call: the context's positions and the
+// session's, merged.
+func (c *Client) after(ctx context.Context) string {
+	p := wire.PositionsFrom(ctx)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.session) == 0 {
+		if len(p) == 0 {
+			return ""
+		}
+		return p.String()
+	}
+	all := wire.Positions{}
+	all.Merge(c.session)
+	all.Merge(p)
+	return all.String()
+}
+
+// saw advances the session to the position a reply names.
+func (c *Client) saw(h nats.Header) {
+	stream := h.Get(wire.HeaderStream)
+	if stream == "" {
+		return
+	}
+	seq, err := strconv.ParseUint(h.Get(wire.HeaderSequence), 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.session != nil {
+		c.session.Advance(stream, seq)
+	}
 }
 
 func requestError(subject string, err error) error {

@@ -44,6 +44,9 @@ type ConsumerConfig struct {
 	// HeadersOnly delivers the messages without their payloads, for
 	// handlers that need only the subject and headers.
 	HeadersOnly bool
+	// OptStartSeq is the first stream sequence delivered, with
+	// DeliverPolicy jetstream.DeliverByStartSequencePolicy.
+	OptStartSeq uint64
 	// AckWait is how long the server waits for an ack before redelivering;
 	// the runtime extends it with in-progress acks for every message it
 	// holds, queued or running (default 30s).
@@ -72,6 +75,9 @@ type ConsumerConfig struct {
 	// Middleware wraps the handler inside the built-in logging, panic
 	// recovery and timeout, first element outermost.
 	Middleware []DeliveryMiddleware
+	// BatchSize is the most messages one handler call of
+	// [ConsumeBatches] gets (default DefaultBatchSize); Consume ignores it.
+	BatchSize int
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -237,6 +243,7 @@ func (c *Consumer) declare(ctx context.Context) error {
 		FilterSubjects: c.cfg.FilterSubjects,
 		DeliverPolicy:  c.cfg.DeliverPolicy,
 		HeadersOnly:    c.cfg.HeadersOnly,
+		OptStartSeq:    c.cfg.OptStartSeq,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        c.cfg.AckWait,
 		// The server never gives up on a message: if it did, a message
@@ -439,6 +446,15 @@ func (c *Consumer) settle(msg jetstream.Msg, d *Delivery, herr error) {
 // letter is not stored, the message is redelivered later instead (the
 // server never stops redelivering): it is never dropped.
 func (c *Consumer) deadLetter(msg jetstream.Msg, d *Delivery, reason string, herr error, logger *slog.Logger) {
+	if err := c.storeDeadLetter(d, reason, herr, logger); err != nil {
+		_ = msg.NakWithDelay(c.cfg.RetryBase)
+		return
+	}
+	_ = msg.TermWithReason(reason + ": " + headerSafe(herr.Error()))
+}
+
+// storeDeadLetter publishes d's dead letter and counts it.
+func (c *Consumer) storeDeadLetter(d *Delivery, reason string, herr error, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	dl := deadLetterMsg(d, c.cfg.Durable, reason, herr)
@@ -448,13 +464,12 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, d *Delivery, reason string, her
 	if _, err := c.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id), jetstream.WithExpectStream(c.cfg.DeadLetterStream)); err != nil {
 		c.lastErr.Store("dead-lettering failed: " + err.Error())
 		logger.Error("dead-lettering failed; will retry", slog.String("error", err.Error()))
-		_ = msg.NakWithDelay(c.cfg.RetryBase)
-		return
+		return err
 	}
 	c.deadLettered.Add(1)
 	c.lastErr.Store(herr.Error())
 	logger.Error("dead-lettered", slog.String("reason", reason), slog.String("error", herr.Error()))
-	_ = msg.TermWithReason(reason + ": " + headerSafe(herr.Error()))
+	return nil
 }
 
 // Stop stops taking messages and waits for running handlers, bounded by

@@ -29,6 +29,13 @@ func Logging(logger *slog.Logger) Middleware {
 				slog.String("request_id", id),
 			}
 			ctx = withLogScope(wire.WithRequestID(ctx, id), logger, attrs...)
+			if v := header(req.Header, wire.HeaderAfter); v != "" {
+				p, err := wire.ParsePositions(v)
+				if err != nil {
+					return nil, err
+				}
+				ctx = wire.WithPositions(ctx, p)
+			}
 			resp, err := next.Serve(ctx, req)
 			status := 200
 			level := slog.LevelDebug

@@ -53,6 +53,10 @@ type ServiceConfig struct {
 	// request, so `nats micro stats` and `nats req <name>.consumers ''`
 	// show it.
 	Consumers []*Consumer
+	// ConsumerStats, when set, adds to Consumers the health of consumers
+	// that come and go (a projector runs its consumers only while it
+	// leads), by consumer name, in the same endpoint and stats data.
+	ConsumerStats func(ctx context.Context) map[string]ConsumerStats
 }
 
 // Limits bound a service's endpoints. Zero fields take the defaults.
@@ -162,8 +166,9 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 	s := &Service{cfg: cfg, nc: nc, logger: logger.With(slog.String("service", cfg.Name)), eps: map[string]*endpoint{}}
 	s.base, s.cancel = context.WithCancel(context.Background())
 
-	if len(cfg.Consumers) > 0 {
-		routes = append(routes, consumersRoute(cfg.Consumers))
+	hasConsumers := len(cfg.Consumers) > 0 || cfg.ConsumerStats != nil
+	if hasConsumers {
+		routes = append(routes, consumersRoute(cfg))
 	}
 	mw := append([]Middleware{Logging(logger), Recover(), Deadline(cfg.Limits.Timeout)}, cfg.Middleware...)
 	for _, r := range routes {
@@ -182,8 +187,8 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 			ep.subject = cfg.Name + "." + r.name
 		}
 		ep.sem = make(chan struct{}, orDefault(r.opts.maxConcurrency, cfg.Limits.MaxConcurrency))
-		if r.name == consumersEndpoint && len(cfg.Consumers) > 0 {
-			ep.data = func() any { return consumerStats(cfg.Consumers) }
+		if r.name == consumersEndpoint && hasConsumers {
+			ep.data = func() any { return consumerStats(cfg) }
 		}
 		if _, dup := s.eps[ep.subject]; dup {
 			s.cancel()
@@ -511,19 +516,24 @@ func (f *inflight) wait(ctx context.Context) error {
 
 const consumersEndpoint = "consumers"
 
-// consumersRoute answers with the health of cs, by consumer name.
-func consumersRoute(cs []*Consumer) Endpoint {
+// consumersRoute answers with the health of cfg's consumers, by name.
+func consumersRoute(cfg ServiceConfig) Endpoint {
 	return Typed(consumersEndpoint, func(context.Context, struct{}) (map[string]ConsumerStats, error) {
-		return consumerStats(cs), nil
+		return consumerStats(cfg), nil
 	}, WithDescription("Health of this service's JetStream consumers (also in its stats data)."))
 }
 
-func consumerStats(cs []*Consumer) map[string]ConsumerStats {
+func consumerStats(cfg ServiceConfig) map[string]ConsumerStats {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	out := make(map[string]ConsumerStats, len(cs))
-	for _, c := range cs {
+	out := make(map[string]ConsumerStats, len(cfg.Consumers))
+	for _, c := range cfg.Consumers {
 		out[c.Name()] = c.Stats(ctx)
+	}
+	if cfg.ConsumerStats != nil {
+		for name, st := range cfg.ConsumerStats(ctx) {
+			out[name] = st
+		}
 	}
 	return out
 }

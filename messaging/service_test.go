@@ -618,3 +618,56 @@ func TestInvalidServiceConfig(t *testing.T) {
 		})
 	}
 }
+
+// A client keeps a session: the positions its writes' replies name go
+// with its next calls, merged with those of the calls' contexts, and a
+// service puts them in its handlers' contexts (wire.PositionsFrom).
+func TestClientSessionCarriesPositions(t *testing.T) {
+	srv := startServer(t)
+	nc := connect(t, srv)
+	seen := make(chan string, 10)
+	newService(t, nc, messaging.ServiceConfig{Name: "store"},
+		messaging.Typed("write", func(ctx context.Context, _ struct{}) (struct{}, error) {
+			messaging.SetReplyHeader(ctx, wire.HeaderStream, "THINGS")
+			messaging.SetReplyHeader(ctx, wire.HeaderSequence, "41")
+			return struct{}{}, nil
+		}),
+		messaging.Typed("read", func(ctx context.Context, _ struct{}) (struct{}, error) {
+			seen <- wire.PositionsFrom(ctx).String()
+			return struct{}{}, nil
+		}))
+	c := newClient(t, nc)
+	call := func(ctx context.Context, ep string) {
+		t.Helper()
+		if _, err := wire.Call[struct{}, struct{}](ctx, c, "store."+ep, struct{}{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	call(t.Context(), "read")
+	if got := <-seen; got != "" {
+		t.Fatalf("a fresh client sent positions %q", got)
+	}
+	call(t.Context(), "write")
+	call(wire.WithPositions(t.Context(), wire.Positions{"OTHER": 5}), "read")
+	if got := <-seen; got != "OTHER=5,THINGS=41" {
+		t.Fatalf("positions = %q, want the session's and the context's", got)
+	}
+	bare, err := messaging.NewClient(nc, messaging.WithoutSession())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wire.Call[struct{}, struct{}](t.Context(), bare, "store.write", struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wire.Call[struct{}, struct{}](t.Context(), bare, "store.read", struct{}{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; got != "" {
+		t.Fatalf("a client without a session sent %q", got)
+	}
+	// A malformed header is a 400, like a malformed deadline.
+	_, err = c.Call(t.Context(), "store.read", nil, wire.WithHeader(wire.HeaderAfter, "nonsense"))
+	if !errors.Is(err, wire.ErrBadRequest) {
+		t.Fatalf("bad %s: %v", wire.HeaderAfter, err)
+	}
+}

@@ -74,3 +74,23 @@ func TestParseDeadline(t *testing.T) {
 		t.Errorf("ParseDeadline = %v, %v", d, err)
 	}
 }
+
+func TestPositions(t *testing.T) {
+	p, err := wire.ParsePositions(" USERS=12, ORDERS=7,USERS=3 ")
+	if err != nil || p["USERS"] != 12 || p["ORDERS"] != 7 {
+		t.Fatalf("parse = %v, %v", p, err)
+	}
+	p.Merge(wire.Positions{"ORDERS": 9, "X": 1})
+	if got := p.String(); got != "ORDERS=9,USERS=12,X=1" {
+		t.Fatalf("String = %q", got)
+	}
+	for _, bad := range []string{"USERS", "USERS=x", "=4", "USERS=-1"} {
+		if _, err := wire.ParsePositions(bad); !errors.Is(err, wire.ErrBadRequest) {
+			t.Errorf("ParsePositions(%q) = %v, want a 400", bad, err)
+		}
+	}
+	ctx := wire.WithPositions(context.Background(), p)
+	if wire.After(ctx, "USERS") != 12 || wire.After(context.Background(), "USERS") != 0 {
+		t.Fatal("After does not read the context's positions")
+	}
+}

@@ -30,10 +30,16 @@ const (
 	HeaderEventType = "Switchboard-Event-Type"
 	HeaderEventID   = "Switchboard-Event-Id"
 	HeaderVersion   = "Switchboard-Version"
-	// HeaderSequence is set on the reply of a write: the stream sequence of
-	// the event the write stored. A query endpoint that reads a projection
-	// can be asked to wait until it has applied that sequence.
+	// HeaderSequence and HeaderStream are set on the reply of a write: the
+	// stream sequence of the event the write stored, and its stream. A
+	// query endpoint that reads a projection can be asked to wait until it
+	// has applied that sequence.
 	HeaderSequence = "Switchboard-Sequence"
+	HeaderStream   = "Switchboard-Stream"
+	// HeaderAfter carries the positions a request must be answered as of
+	// (see Positions): "USERS=12,ORDERS=7". messaging.Client sends the
+	// positions of the writes it has seen answered.
+	HeaderAfter = "Switchboard-After"
 	// HeaderErrorCode and HeaderError are micro's error headers: the
 	// status code and the message of an error reply.
 	HeaderErrorCode = "Nats-Service-Error-Code"

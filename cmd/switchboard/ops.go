@@ -16,7 +16,8 @@ import (
 // alive; /readyz says it can do its work (NATS connected, every service
 // serving and its streams reachable), else 503 with the reasons. A cache
 // that does not answer makes the process degraded, not unready: reads fall
-// back to the source of truth.
+// back to the source of truth. So does a service that reports itself
+// degraded (the projector without PostgreSQL: events wait in the streams).
 func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -31,6 +32,7 @@ func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service)
 			reasons = append(reasons, fmt.Sprintf("nats: %s", st))
 		}
 		checks := map[string]string{}
+		degraded := false
 		for _, s := range services() {
 			status := "ok"
 			err := s.Err()
@@ -47,10 +49,18 @@ func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service)
 			if err != nil {
 				status = err.Error()
 				reasons = append(reasons, fmt.Sprintf("%s: %v", s.Name(), err))
+			} else if dg, ok := s.(degrader); ok && st == nats.CONNECTED {
+				if derr := dg.Degraded(ctx); derr != nil {
+					status = "degraded: " + derr.Error()
+					degraded = true
+				}
 			}
 			checks[s.Name()] = status
 		}
 		body := map[string]any{"status": "ready", "services": checks}
+		if degraded {
+			body["status"] = "degraded"
+		}
 		if backend != nil {
 			c := map[string]string{"backend": backend.Name(), "status": "ok"}
 			pctx, pcancel := context.WithTimeout(ctx, 100*time.Millisecond)
@@ -70,6 +80,13 @@ func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service)
 		writeJSON(w, code, body)
 	})
 	return mux
+}
+
+// degrader is implemented by services that can work at reduced capacity
+// (the projector while PostgreSQL is unreachable): a non-nil Degraded
+// makes the process degraded, not unready.
+type degrader interface {
+	Degraded(ctx context.Context) error
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/devloop/switchboard/config"
+	"github.com/devloop/switchboard/services/projector"
 )
 
 // exitError carries the process exit status for main.
@@ -38,6 +39,8 @@ const usage = `switchboard: Go microservices over NATS.
 Usage:
   switchboard dev [flags]               run every service on an embedded NATS server
   switchboard run [flags] SERVICE...    run the named services against --nats-url
+  switchboard projector rebuild [flags] [PROJECTION...]
+                                        replay streams into fresh projector tables and switch over
   switchboard config [flags]            print the effective configuration and its sources
   switchboard version                   print the version
   switchboard COMMAND --help            flags of a command
@@ -59,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version", "--version":
 		fmt.Fprintf(stdout, "switchboard %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
-	case "dev", "run", "config":
+	case "dev", "run", "config", "projector":
 	default:
 		fmt.Fprintf(stderr, usage, strings.Join(knownServices(), ", "))
 		return usageError("unknown command %q", cmd)
@@ -85,7 +88,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(positional) > 0 {
 			return usageError("dev runs every service and takes no arguments, got %q (use run to choose services)", positional)
 		}
-		return serve(ctx, cfg, modeDev, knownServices(), stdout, stderr)
+		return serve(ctx, cfg, modeDev, devServices(cfg), stdout, stderr)
+	case "projector":
+		return projectorCommand(ctx, cfg, positional, stdout, stderr)
 	default: // run
 		if len(positional) == 0 {
 			return usageError("run needs at least one service; known services: %s", strings.Join(knownServices(), ", "))
@@ -104,6 +109,11 @@ func commandHelp(cmd string) string {
 		return "Runs an embedded NATS server with JetStream, every service and the ops HTTP server in one process."
 	case "run":
 		return "switchboard run [flags] SERVICE... (flags may also follow the services)\n\nRuns the named services (" + strings.Join(knownServices(), ", ") + ") against the NATS server at --nats-url."
+	}
+	if cmd == "projector" {
+		return "switchboard projector rebuild [flags] [" + strings.Join(projector.Projections(), "|") + "]...\n\n" +
+			"Replays the USERS and ORDERS streams (or the named projections') from --nats-url into fresh tables in --postgres-url,\n" +
+			"then switches the projector over to them atomically. Running projectors keep serving meanwhile."
 	}
 	return "Prints the effective configuration, secrets masked, and where each value came from."
 }

@@ -91,12 +91,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	} else {
 		var err error
 		natsURL = config.MaskURL(cfg.NATS.URL)
-		nc, err = messaging.Connect(ctx, messaging.ConnectOptions{
-			URL: cfg.NATS.URL, Name: connName, Logger: logger.With(slog.String("component", "nats")),
-			CredsFile: cfg.NATS.CredsFile, NKeyFile: cfg.NATS.NKeyFile,
-			User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
-			CAFile: cfg.NATS.CAFile, CertFile: cfg.NATS.CertFile, KeyFile: cfg.NATS.KeyFile,
-		})
+		nc, err = messaging.Connect(ctx, natsOptions(cfg, connName, logger))
 		if err != nil {
 			return err
 		}
@@ -151,6 +146,16 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	fmt.Fprintf(stdout, "  services:  %s\n", strings.Join(names, ", "))
 	logger.Info("ready", slog.String("nats_url", natsURL), slog.String("ops_url", opsURL), slog.Any("services", names))
 	return nil
+}
+
+// natsOptions is how to connect to the external NATS of cfg.
+func natsOptions(cfg config.Config, name string, logger *slog.Logger) messaging.ConnectOptions {
+	return messaging.ConnectOptions{
+		URL: cfg.NATS.URL, Name: name, Logger: logger.With(slog.String("component", "nats")),
+		CredsFile: cfg.NATS.CredsFile, NKeyFile: cfg.NATS.NKeyFile,
+		User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
+		CAFile: cfg.NATS.CAFile, CertFile: cfg.NATS.CertFile, KeyFile: cfg.NATS.KeyFile,
+	}
 }
 
 func newCacheBackend(cfg config.Config, logger *slog.Logger) (cache.Backend, error) {

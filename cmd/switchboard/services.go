@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/orders"
+	"github.com/devloop/switchboard/services/projector"
 	"github.com/devloop/switchboard/services/users"
 )
 
@@ -84,7 +86,32 @@ func registry() []struct {
 				AllowPrivate: policy == "allow" || policy == "auto" && d.dev,
 			})
 		}},
+		{"projector", func(ctx context.Context, d deps) (service, error) {
+			if d.cfg.Postgres.URL == "" {
+				return nil, errors.New("the projector needs PostgreSQL: set --postgres-url (SWITCHBOARD_POSTGRES_URL)")
+			}
+			return projector.Start(ctx, d.nc, projector.Options{
+				PostgresURL: d.cfg.Postgres.URL,
+				PoolSize:    d.cfg.Postgres.PoolSize,
+				BatchSize:   d.cfg.Projector.BatchSize,
+				Logger:      d.logger,
+				Limits:      d.limits(),
+			})
+		}},
 	}
+}
+
+// devServices are the services dev runs: all of them, but the projector
+// only with a PostgreSQL URL, so that dev needs nothing installed.
+func devServices(cfg config.Config) []string {
+	var names []string
+	for _, n := range knownServices() {
+		if n == "projector" && cfg.Postgres.URL == "" {
+			continue
+		}
+		names = append(names, n)
+	}
+	return names
 }
 
 func knownServices() []string {

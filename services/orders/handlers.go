@@ -77,6 +77,7 @@ func handleCancel(s *store) func(context.Context, contract.CancelRequest) (contr
 // replied returns rec's order and names its stream sequence in the
 // reply's Switchboard-Sequence header.
 func replied(ctx context.Context, rec eventstore.Record[contract.Order]) (contract.Order, error) {
+	messaging.SetReplyHeader(ctx, wire.HeaderStream, contract.Stream)
 	messaging.SetReplyHeader(ctx, wire.HeaderSequence, strconv.FormatUint(rec.Seq, 10))
 	return rec.State, nil
 }

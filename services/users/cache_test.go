@@ -20,6 +20,18 @@ import (
 // sharedCache reads the counters of a users service's shared cache.
 type sharedCache struct{ svc *users.Service }
 
+// waitForFeed waits until the service's change feed has delivered an
+// event (the test's first write).
+func (c sharedCache) waitForFeed(t *testing.T) {
+	t.Helper()
+	testkit.Eventually(t, 5*time.Second, time.Millisecond, func() error {
+		if c.svc.CacheStats().FeedSeq == 0 {
+			return errors.New("the change feed delivered nothing yet")
+		}
+		return nil
+	})
+}
+
 func (c sharedCache) Stats() cache.Stats {
 	if st := c.svc.CacheStats().Shared; st != nil {
 		return *st
@@ -72,6 +84,9 @@ func TestCachedGet(t *testing.T) {
 			ctx := t.Context()
 
 			u := mustCreate(t, c, "Ada Lovelace", "ada@example.com", 36)
+			// The client's session asks for its write; this replica serves
+			// from its caches once its change feed has delivered it.
+			aside.waitForFeed(t)
 			for range 5 {
 				got, err := get(ctx, c, u.ID)
 				if err != nil || got != u {

@@ -69,6 +69,7 @@ func replied(ctx context.Context, w written, err error) (contract.User, error) {
 	if err != nil {
 		return contract.User{}, err
 	}
+	messaging.SetReplyHeader(ctx, wire.HeaderStream, contract.Stream)
 	messaging.SetReplyHeader(ctx, wire.HeaderSequence, strconv.FormatUint(w.Seq, 10))
 	return w.User, nil
 }
