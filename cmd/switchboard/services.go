@@ -33,6 +33,12 @@ type readier interface {
 	Ready(ctx context.Context) error
 }
 
+// urler is implemented by services with an HTTP listener of their own
+// (the gateway), whose URL the ready banner shows.
+type urler interface {
+	URL() string
+}
+
 // deps are what a service is started with.
 type deps struct {
 	nc     *nats.Conn
@@ -90,6 +96,8 @@ func registry() []struct {
 				AllowPrivate: policy == "allow" || policy == "auto" && d.dev,
 			})
 		}},
+		// Last: it serves the others over HTTP, so it stops first.
+		{"gateway", startGateway},
 	}
 }
 
