@@ -38,6 +38,7 @@ type Config struct {
 	Notifications Notifications
 	Postgres      Postgres
 	Projector     Projector
+	Gateway       Gateway
 
 	// DataDir holds persistent state, such as the embedded server's
 	// JetStream store.
@@ -118,6 +119,63 @@ type Postgres struct {
 type Projector struct {
 	// BatchSize is the most events written in one transaction.
 	BatchSize int
+}
+
+// Gateway configures the HTTP gateway (docs/gateway.md).
+type Gateway struct {
+	// Listen is the host:port of the gateway's HTTP server.
+	Listen string
+	// Auth is "auto", "none", "api-key" or "jwt".
+	Auth string
+	// APIKeys are name=key pairs separated by commas; secret. See
+	// [Gateway.APIKeyMap].
+	APIKeys string
+	// JWTSecret verifies HMAC-signed JWTs; secret.
+	JWTSecret string
+	// JWTPublicKey is a PEM file verifying RSA, ECDSA or Ed25519 JWTs.
+	JWTPublicKey string
+	// JWTIssuer and JWTAudience, when set, must match iss and aud.
+	JWTIssuer   string
+	JWTAudience string
+	// RateLimit is requests per second per caller (0: none); RateBurst
+	// the bucket size (0: twice RateLimit).
+	RateLimit int
+	RateBurst int
+	// MaxBody bounds a request body, in bytes.
+	MaxBody int
+	// CORSOrigins are origins separated by commas, or "*"; see
+	// [Gateway.Origins].
+	CORSOrigins string
+	// Timeout is the deadline of a request that brings none; MaxTimeout
+	// caps the one it brings.
+	Timeout    time.Duration
+	MaxTimeout time.Duration
+	// Refresh is how often services are rediscovered.
+	Refresh time.Duration
+}
+
+// APIKeyMap returns APIKeys as a map from name to key.
+func (g Gateway) APIKeyMap() map[string]string {
+	keys := map[string]string{}
+	for _, pair := range splitList(g.APIKeys) {
+		name, key, _ := strings.Cut(pair, "=")
+		keys[strings.TrimSpace(name)] = strings.TrimSpace(key)
+	}
+	return keys
+}
+
+// Origins returns CORSOrigins as a list.
+func (g Gateway) Origins() []string { return splitList(g.CORSOrigins) }
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // Log configures the logger.
@@ -362,6 +420,23 @@ func (c Config) Validate() error {
 	if len(auth) > 1 {
 		return conflict(auth[1], fmt.Sprintf("conflicts with %s; use at most one of %s/%s, %s, %s, %s",
 			from(auth[0]), nameNATSUser, nameNATSPassword, nameNATSToken, nameNATSCreds, nameNATSNKey))
+	}
+
+	switch c.Gateway.Auth {
+	case "api-key":
+		if !isSet(nameGatewayAPIKeys) {
+			return conflict(nameGatewayAuth, "api-key needs "+nameGatewayAPIKeys)
+		}
+	case "jwt":
+		if !isSet(nameGatewayJWTSecret) && !isSet(nameGatewayJWTPublicKey) {
+			return conflict(nameGatewayAuth, "jwt needs "+nameGatewayJWTSecret+" or "+nameGatewayJWTPublicKey)
+		}
+	}
+	if isSet(nameGatewayJWTSecret) && isSet(nameGatewayJWTPublicKey) {
+		return conflict(nameGatewayJWTPublicKey, "conflicts with "+from(nameGatewayJWTSecret)+"; use one of them")
+	}
+	if c.Gateway.Timeout > c.Gateway.MaxTimeout {
+		return conflict(nameGatewayTimeout, fmt.Sprintf("%s is more than %s %s", formatDuration(c.Gateway.Timeout), from(nameGatewayMaxTimeout), formatDuration(c.Gateway.MaxTimeout)))
 	}
 
 	// Files are checked on the effective value only: a file path that a

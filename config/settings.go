@@ -21,6 +21,14 @@ const (
 	nameNATSToken    = "nats-token"
 	nameNATSCert     = "nats-cert"
 	nameNATSKey      = "nats-key"
+
+	nameGatewayListen       = "gateway-listen"
+	nameGatewayAuth         = "gateway-auth"
+	nameGatewayAPIKeys      = "gateway-api-keys"
+	nameGatewayJWTSecret    = "gateway-jwt-secret"
+	nameGatewayJWTPublicKey = "gateway-jwt-public-key"
+	nameGatewayTimeout      = "gateway-timeout"
+	nameGatewayMaxTimeout   = "gateway-max-timeout"
 )
 
 const (
@@ -221,6 +229,99 @@ func settings() []setting {
 			help:    "whether webhooks may target private and loopback addresses; auto allows them in dev only",
 			allowed: "auto, allow, deny",
 			value:   str(func(c *Config) *string { return &c.Notifications.PrivateAddresses }, oneOf("auto", "allow", "deny")),
+		},
+		{
+			name: nameGatewayListen, arg: "host:port",
+			def:     "127.0.0.1:8081",
+			help:    "address of the HTTP gateway (switchboard run gateway, dev); port 0 picks a free one",
+			allowed: "host:port, port 0–65535; empty host means all interfaces",
+			value:   str(func(c *Config) *string { return &c.Gateway.Listen }, checkHostPort),
+		},
+		{
+			name: nameGatewayAuth, arg: "mode",
+			def:     "auto",
+			help:    "how the gateway authenticates callers; auto uses the API keys or JWT key configured, else none in dev and a start-up error in run",
+			allowed: "auto, none, api-key, jwt",
+			value:   str(func(c *Config) *string { return &c.Gateway.Auth }, oneOf("auto", "none", "api-key", "jwt")),
+		},
+		{
+			name: nameGatewayAPIKeys, arg: "list", secret: true,
+			help:    "API keys the gateway accepts, as name=key pairs separated by commas; the name identifies the caller",
+			allowed: "empty, or name=key,…: names of letters, digits, - and _, keys of at least 16 characters",
+			value:   str(func(c *Config) *string { return &c.Gateway.APIKeys }, checkAPIKeys),
+		},
+		{
+			name: nameGatewayJWTSecret, arg: "string", secret: true,
+			help:    "HMAC secret verifying the gateway's bearer JWTs (HS256/384/512)",
+			allowed: "empty, or at least 32 characters",
+			value:   str(func(c *Config) *string { return &c.Gateway.JWTSecret }, checkJWTSecret),
+		},
+		{
+			name: nameGatewayJWTPublicKey, arg: "path", readable: true,
+			help:    "PEM public key (RSA, ECDSA or Ed25519) verifying the gateway's bearer JWTs",
+			allowed: "readable file, or empty",
+			value:   str(func(c *Config) *string { return &c.Gateway.JWTPublicKey }, nil),
+		},
+		{
+			name: "gateway-jwt-issuer", arg: "string",
+			help:    "iss claim the gateway's JWTs must carry; empty for any",
+			allowed: "any string",
+			value:   str(func(c *Config) *string { return &c.Gateway.JWTIssuer }, nil),
+		},
+		{
+			name: "gateway-jwt-audience", arg: "string",
+			help:    "aud claim the gateway's JWTs must carry; empty for any",
+			allowed: "any string",
+			value:   str(func(c *Config) *string { return &c.Gateway.JWTAudience }, nil),
+		},
+		{
+			name: "gateway-rate-limit", arg: "int",
+			def:     "0",
+			help:    "requests per second each gateway caller may make (by API key or JWT subject, else by client address); 0 for no limit",
+			allowed: "integer 0–1000000",
+			value:   integer(func(c *Config) *int { return &c.Gateway.RateLimit }, 0, 1_000_000),
+		},
+		{
+			name: "gateway-rate-burst", arg: "int",
+			def:     "0",
+			help:    "requests a gateway caller may make at once above the rate; 0 for twice the rate",
+			allowed: "integer 0–1000000",
+			value:   integer(func(c *Config) *int { return &c.Gateway.RateBurst }, 0, 1_000_000),
+		},
+		{
+			name: "gateway-max-body", arg: "bytes",
+			def:     "1048576",
+			help:    "largest request body the gateway takes; an endpoint's own lower limit applies too",
+			allowed: "integer 1–67108864",
+			value:   integer(func(c *Config) *int { return &c.Gateway.MaxBody }, 1, 64<<20),
+		},
+		{
+			name: "gateway-cors-origins", arg: "list",
+			example: "https://app.example.com",
+			help:    "origins browsers may call the gateway from, separated by commas, or *; empty for no CORS",
+			allowed: "empty, *, or scheme://host[:port],…",
+			value:   str(func(c *Config) *string { return &c.Gateway.CORSOrigins }, checkOrigins),
+		},
+		{
+			name: nameGatewayTimeout, arg: "duration",
+			def:     "5s",
+			help:    "deadline of a gateway request that brings none (Switchboard-Timeout or Switchboard-Deadline)",
+			allowed: "duration > 0 and ≤ 10m",
+			value:   duration(func(c *Config) *time.Duration { return &c.Gateway.Timeout }, 10*time.Minute),
+		},
+		{
+			name: nameGatewayMaxTimeout, arg: "duration",
+			def:     "30s",
+			help:    "latest deadline a gateway request may ask for",
+			allowed: "duration > 0 and ≤ 10m, at least gateway-timeout",
+			value:   duration(func(c *Config) *time.Duration { return &c.Gateway.MaxTimeout }, 10*time.Minute),
+		},
+		{
+			name: "gateway-refresh", arg: "duration",
+			def:     "2s",
+			help:    "how often the gateway rediscovers services and their routes",
+			allowed: "duration > 0 and ≤ 1m",
+			value:   duration(func(c *Config) *time.Duration { return &c.Gateway.Refresh }, time.Minute),
 		},
 	}
 }
@@ -472,4 +573,49 @@ func parsesAsURLs(v string) bool {
 		}
 	}
 	return true
+}
+
+// checkAPIKeys checks name=key pairs without ever quoting a key.
+func checkAPIKeys(v string) error {
+	seen := map[string]bool{}
+	for i, pair := range splitList(v) {
+		name, key, ok := strings.Cut(pair, "=")
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		switch {
+		case !ok || name == "":
+			return fmt.Errorf("entry %d: want name=key", i+1)
+		case strings.TrimFunc(name, isKeyNameRune) != "" || len(name) > 64:
+			return fmt.Errorf("entry %d: name %q: want 1 to 64 letters, digits, - or _", i+1, name)
+		case len(key) < 16:
+			return fmt.Errorf("key %q: want at least 16 characters", name)
+		case seen[name]:
+			return fmt.Errorf("name %q given twice", name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+func isKeyNameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+}
+
+func checkJWTSecret(v string) error {
+	if v != "" && len(v) < 32 {
+		return errors.New("must be at least 32 characters (HS256 keys are 256 bits)")
+	}
+	return nil
+}
+
+func checkOrigins(v string) error {
+	for _, o := range splitList(v) {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("origin %q: want * or scheme://host[:port], e.g. https://app.example.com", o)
+		}
+	}
+	return nil
 }

@@ -287,7 +287,7 @@ func TestE2EWithNATSCLI(t *testing.T) {
 	requireTool(t, "nats", natsInstallHint)
 
 	dataDir := t.TempDir()
-	args := []string{"dev", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-format", "json"}
+	args := []string{"dev", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--log-format", "json"}
 	sb := startProcess(t, args...)
 	url := sb.natsURL
 
@@ -534,6 +534,6 @@ func e2eOrders(t *testing.T, url string) orders.Order {
 // TestE2ETerminate stops the binary with SIGTERM, as service managers do.
 func TestE2ETerminate(t *testing.T) {
 	t.Parallel()
-	sb := startProcess(t, "dev", "--data-dir", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-format", "json")
+	sb := startProcess(t, "dev", "--data-dir", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--log-format", "json")
 	sb.stop(t, syscall.SIGTERM)
 }

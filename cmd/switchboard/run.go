@@ -106,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 func commandHelp(cmd string) string {
 	switch cmd {
 	case "dev":
-		return "Runs an embedded NATS server with JetStream, every service and the ops HTTP server in one process."
+		return "Runs an embedded NATS server with JetStream, every service, the HTTP gateway and the ops HTTP server in one process."
 	case "run":
 		return "switchboard run [flags] SERVICE... (flags may also follow the services)\n\nRuns the named services (" + strings.Join(knownServices(), ", ") + ") against the NATS server at --nats-url."
 	}

@@ -139,7 +139,7 @@ func getUser(t *testing.T, c *messaging.Client, id string) contract.User {
 
 // devArgs runs dev on dataDir with free ports and JSON logs.
 func devArgs(dataDir string, extra ...string) []string {
-	return append([]string{"dev", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-format", "json"}, extra...)
+	return append([]string{"dev", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--log-format", "json"}, extra...)
 }
 
 func TestRunCommands(t *testing.T) {
@@ -428,7 +428,7 @@ func TestDevConflicts(t *testing.T) {
 		},
 		{
 			name:     "same NATS port",
-			args:     []string{"dev", "--data-dir", otherDir, "--nats-listen", natsAddr, "--http-listen", "127.0.0.1:0", "--log-format", "json"},
+			args:     []string{"dev", "--data-dir", otherDir, "--nats-listen", natsAddr, "--http-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--log-format", "json"},
 			wantIs:   embedded.ErrAddrInUse,
 			wantText: "address already in use",
 		},
@@ -436,7 +436,7 @@ func TestDevConflicts(t *testing.T) {
 			// Fails after NATS and the services are up: they must be torn
 			// down, and otherDir unlocked (checked below).
 			name:     "same HTTP port",
-			args:     []string{"dev", "--data-dir", otherDir, "--nats-listen", "127.0.0.1:0", "--http-listen", opsAddr, "--log-format", "json"},
+			args:     []string{"dev", "--data-dir", otherDir, "--nats-listen", "127.0.0.1:0", "--http-listen", opsAddr, "--gateway-listen", "127.0.0.1:0", "--log-format", "json"},
 			wantIs:   syscall.EADDRINUSE,
 			wantText: "address already in use",
 		},

@@ -140,11 +140,18 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	fmt.Fprintf(stdout, "switchboard %s is ready\n", m)
 	fmt.Fprintf(stdout, "  NATS URL:  %s   (try: nats --server %s micro ls)\n", natsURL, natsURL)
 	fmt.Fprintf(stdout, "  ops HTTP:  %s   (/healthz, /readyz)\n", opsURL)
+	var gatewayURL string
+	for _, svc := range running {
+		if u, ok := svc.(urler); ok && svc.Name() == "gateway" {
+			gatewayURL = u.URL()
+			fmt.Fprintf(stdout, "  gateway:   %s   (API docs: %s/docs, OpenAPI: %s/openapi.json)\n", gatewayURL, gatewayURL, gatewayURL)
+		}
+	}
 	if storeDir != "" {
 		fmt.Fprintf(stdout, "  data dir:  %s\n", cfg.DataDir)
 	}
 	fmt.Fprintf(stdout, "  services:  %s\n", strings.Join(names, ", "))
-	logger.Info("ready", slog.String("nats_url", natsURL), slog.String("ops_url", opsURL), slog.Any("services", names))
+	logger.Info("ready", slog.String("nats_url", natsURL), slog.String("ops_url", opsURL), slog.String("gateway_url", gatewayURL), slog.Any("services", names))
 	return nil
 }
 

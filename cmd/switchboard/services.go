@@ -34,6 +34,12 @@ type readier interface {
 	Ready(ctx context.Context) error
 }
 
+// urler is implemented by services with an HTTP listener of their own
+// (the gateway), whose URL the ready banner shows.
+type urler interface {
+	URL() string
+}
+
 // deps are what a service is started with.
 type deps struct {
 	nc     *nats.Conn
@@ -98,6 +104,8 @@ func registry() []struct {
 				Limits:      d.limits(),
 			})
 		}},
+		// Last: it serves the others over HTTP, so it stops first.
+		{"gateway", startGateway},
 	}
 }
 

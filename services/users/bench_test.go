@@ -342,7 +342,7 @@ func benchStartExternal(top *testing.B) (*benchEnv, error) {
 // top ends.
 func benchRunDev(top *testing.B, bin, dataDir string) (string, int, error) {
 	cmd := exec.Command(bin, "dev", "--data-dir", dataDir,
-		"--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--log-level", "error")
+		"--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--log-level", "error")
 	var stderr bytes.Buffer // read only once the process has exited
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

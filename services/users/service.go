@@ -38,7 +38,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With(slog.String("service", contract.ServiceName))
-	cfg := entity()
+	cfg := Entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
 	s, err := openStore(ctx, nc, cfg)

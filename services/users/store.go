@@ -52,8 +52,9 @@ func StreamConfig() jetstream.StreamConfig {
 	}
 }
 
-// entity is the layout of users in the event store.
-func entity() eventstore.Config[contract.User] {
+// Entity is the layout of users in the event store: the stream, its
+// subjects and the event envelope, for tools that read the store.
+func Entity() eventstore.Config[contract.User] {
 	return eventstore.Config[contract.User]{
 		Stream:       StreamConfig(),
 		EventFilter:  contract.EventSubjects,
