@@ -1,15 +1,12 @@
 package messaging_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/devloop/switchboard/internal/benchload"
-	"github.com/devloop/switchboard/wire"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -25,89 +22,83 @@ type benchEcho struct {
 	Text string `json:"text"`
 }
 
-// BenchmarkEcho compares a typed echo endpoint (messaging.Endpoint called
-// with messaging.Request) with the same echo written against nats.go micro
-// directly, over in-process and TCP connections. The service and the client
-// have connections of their own, as in production. See docs/performance.md.
+// BenchmarkEcho compares a typed echo endpoint (messaging.Typed) with the
+// honest baseline: a raw nats.go micro handler that does the same work by
+// hand, decoding the request struct with encoding/json and encoding the
+// response. Both are called the same way (a plain request with the JSON
+// payload), so the difference is the typed layer: strict decoding,
+// validation, bounded concurrency, deadlines, panic recovery, request
+// logging and error mapping. Fixed counts, alternating rounds, ratios in
+// one run: go test -run '^$' -bench Echo -benchtime 1x ./messaging/. See
+// docs/performance.md.
 func BenchmarkEcho(b *testing.B) {
 	payload, err := json.Marshal(benchEcho{Text: benchText})
 	if err != nil {
 		b.Fatal(err)
 	}
-	variants := []struct {
-		name string
-		// serve starts the echo service on nc and returns its subject.
-		serve func(b *testing.B, nc *nats.Conn) string
-		// caller returns one echo request on nc.
-		caller func(b *testing.B, nc *nats.Conn, subject string) func(context.Context) error
-	}{
-		{
-			name: "raw-micro",
-			serve: func(b *testing.B, nc *nats.Conn) string {
-				benchRawEcho(b, nc, "raw.echo")
-				return "raw.echo"
-			},
-			caller: func(_ *testing.B, nc *nats.Conn, subject string) func(context.Context) error {
-				return func(context.Context) error {
-					reply, err := nc.Request(subject, payload, 5*time.Second)
-					if err != nil {
-						return err
-					}
-					if !bytes.Equal(reply.Data, payload) {
-						return fmt.Errorf("echo: got %q", reply.Data)
-					}
-					return nil
-				}
-			},
-		},
-		{
-			name: "typed",
-			serve: func(b *testing.B, nc *nats.Conn) string {
-				newService(b, nc, messaging.ServiceConfig{Name: "typed"},
-					messaging.Typed("echo", func(_ context.Context, req benchEcho) (benchEcho, error) {
-						return req, nil
-					}))
-				return "typed.echo"
-			},
-			caller: func(b *testing.B, nc *nats.Conn, subject string) func(context.Context) error {
-				client := newClient(b, nc)
-				return func(ctx context.Context) error {
-					resp, err := wire.Call[benchEcho, benchEcho](ctx, client, subject, benchEcho{Text: benchText})
-					if err != nil {
-						return err
-					}
-					if resp.Text != benchText {
-						return fmt.Errorf("echo: got %q", resp.Text)
-					}
-					return nil
-				}
-			},
-		},
-	}
-	transports := []struct {
+	for _, tr := range []struct {
 		name string
 		tcp  bool
-	}{
-		{name: "inproc"},
-		{name: "tcp", tcp: true},
-	}
-	for _, v := range variants {
-		b.Run(v.name, func(b *testing.B) {
-			for _, tr := range transports {
-				b.Run(tr.name, func(b *testing.B) {
-					srv := startServer(b)
-					subject := v.serve(b, benchConnect(b, srv, "bench-service", tr.tcp))
-					call := v.caller(b, benchConnect(b, srv, "bench-client", tr.tcp), subject)
-					if err := call(b.Context()); err != nil {
-						b.Fatalf("first request: %v", err)
+	}{{name: "inproc"}, {name: "tcp", tcp: true}} {
+		b.Run(tr.name, func(b *testing.B) {
+			srv := startServer(b)
+			svc := benchConnect(b, srv, "bench-service", tr.tcp)
+			benchJSONEcho(b, svc, "raw.echo")
+			newService(b, svc, messaging.ServiceConfig{Name: "typed"},
+				messaging.Typed("echo", func(_ context.Context, req benchEcho) (benchEcho, error) {
+					return req, nil
+				}))
+			nc := benchConnect(b, srv, "bench-client", tr.tcp)
+			call := func(subject string) func(context.Context) error {
+				return func(ctx context.Context) error {
+					reply, err := nc.RequestWithContext(ctx, subject, payload)
+					if err != nil {
+						return err
 					}
-					for _, c := range []int{1, 16, 128} {
-						b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) { benchload.Run(b, c, call, benchload.SelfCPU) })
+					var resp benchEcho
+					if err := json.Unmarshal(reply.Data, &resp); err != nil || resp.Text != benchText {
+						return fmt.Errorf("echo %s: got %q (%v)", subject, reply.Data, err)
 					}
+					return nil
+				}
+			}
+			for _, c := range []int{1, 16, 128} {
+				b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
+					benchload.Compare(b, c, 9000,
+						benchload.Side{Name: "raw", Call: call("raw.echo")},
+						benchload.Side{Name: "typed", Call: call("typed.echo")},
+						benchload.SelfCPU)
 				})
 			}
 		})
 	}
+}
+
+// benchJSONEcho serves subject with a plain micro endpoint that does by
+// hand what a typed endpoint does for the echo: decode the request struct
+// with encoding/json, encode the response, on micro's delivery goroutine.
+func benchJSONEcho(b *testing.B, nc *nats.Conn, subject string) {
+	b.Helper()
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:    "jsonecho",
+		Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{
+			Subject: subject,
+			Handler: micro.HandlerFunc(func(r micro.Request) {
+				var req benchEcho
+				if err := json.Unmarshal(r.Data(), &req); err != nil {
+					_ = r.Error("400", err.Error(), nil)
+					return
+				}
+				data, _ := json.Marshal(req)
+				_ = r.Respond(data)
+			}),
+		},
+	})
+	if err != nil {
+		b.Fatalf("raw echo service: %v", err)
+	}
+	b.Cleanup(func() { _ = svc.Stop() })
 }
 
 // benchRawEcho serves subject with a plain micro endpoint that answers each

@@ -117,6 +117,8 @@ func LoggerFrom(ctx context.Context) *slog.Logger {
 		return l
 	case *lazyLogger:
 		return l.get()
+	case *requestLogger:
+		return l.get()
 	}
 	return slog.New(slog.DiscardHandler)
 }

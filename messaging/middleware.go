@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -22,13 +23,8 @@ func Logging(logger *slog.Logger) Middleware {
 			if id == "" {
 				id = nuid.Next()
 			}
-			attrs := []any{
-				slog.String("service", req.Service),
-				slog.String("endpoint", req.Endpoint),
-				slog.String("subject", req.Subject),
-				slog.String("request_id", id),
-			}
-			ctx = withLogScope(wire.WithRequestID(ctx, id), logger, attrs...)
+			scope := &requestLogger{base: logger, req: req, id: id}
+			ctx = context.WithValue(wire.WithRequestID(ctx, id), loggerKey{}, scope)
 			if v := header(req.Header, wire.HeaderAfter); v != "" {
 				p, err := wire.ParsePositions(v)
 				if err != nil {
@@ -39,22 +35,47 @@ func Logging(logger *slog.Logger) Middleware {
 			resp, err := next.Serve(ctx, req)
 			status := 200
 			level := slog.LevelDebug
-			var errAttr []any
 			if err != nil {
-				e := wire.ErrorOf(err)
-				status = e.Code
+				status = wire.ErrorOf(err).Code
 				if status >= 500 {
 					level = slog.LevelError
-					errAttr = []any{slog.String("error", err.Error())}
 				}
 			}
 			if logger.Enabled(ctx, level) {
-				attrs = append(attrs, slog.Duration("duration", time.Since(req.Received)), slog.Int("status", status))
-				logger.Log(ctx, level, "request", append(attrs, errAttr...)...)
+				attrs := append(scope.attrs(), slog.Duration("duration", time.Since(req.Received)), slog.Int("status", status))
+				if level == slog.LevelError {
+					attrs = append(attrs, slog.String("error", err.Error()))
+				}
+				logger.Log(ctx, level, "request", attrs...)
 			}
 			return resp, err
 		})
 	}
+}
+
+// requestLogger is a request's logger, built with the request's attributes
+// only when something logs: most requests log nothing, and building one
+// costs more than the rest of a small request.
+type requestLogger struct {
+	base *slog.Logger
+	req  *Request
+	id   string
+	once sync.Once
+	l    *slog.Logger
+}
+
+func (r *requestLogger) attrs() []any {
+	return []any{
+		slog.String("service", r.req.Service),
+		slog.String("endpoint", r.req.Endpoint),
+		slog.String("subject", r.req.Subject),
+		slog.String("request_id", r.id),
+	}
+}
+
+func (r *requestLogger) get() *slog.Logger {
+	r.once.Do(func() { r.l = r.base.With(r.attrs()...) })
+	return r.l
 }
 
 // Recover turns a handler panic into a 500 reply, logging the panic value and
@@ -73,9 +94,11 @@ func Recover() Middleware {
 }
 
 // Deadline gives the handler a context that ends at the caller's deadline
-// (the [HeaderDeadline] header), or after max when the request carries none
-// or a later one. A request whose deadline has already passed is answered
-// 504 without calling the handler: nobody is waiting for the result.
+// (the [wire.HeaderDeadline] header), or after max when the request carries
+// none or a later one. A request whose deadline has already passed is
+// answered 504 without calling the handler: nobody is waiting for the
+// result. The context starts its timer only when a handler waits on it
+// (calls Done): a handler that answers from memory pays for none.
 func Deadline(max time.Duration) Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, req *Request) (*wire.Reply, error) {
@@ -92,9 +115,90 @@ func Deadline(max time.Duration) Middleware {
 			if !time.Now().Before(deadline) {
 				return nil, wire.NewError(wire.CodeDeadlineExceeded, "deadline exceeded before the request was handled")
 			}
-			ctx, cancel := context.WithDeadline(ctx, deadline)
-			defer cancel()
-			return next.Serve(ctx, req)
+			if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+				deadline = d
+			}
+			dctx := &deadlineCtx{Context: ctx, deadline: deadline}
+			defer dctx.release()
+			return next.Serve(dctx, req)
 		})
+	}
+}
+
+// deadlineCtx is context.WithDeadline whose timer starts when Done is
+// first called, not when it is made.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+
+	mu       sync.Mutex
+	done     chan struct{}
+	err      error
+	timer    *time.Timer
+	stopWait func() bool
+	released bool
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *deadlineCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.released {
+			c.cancelLocked(context.Canceled)
+		} else if d := time.Until(c.deadline); d <= 0 {
+			c.cancelLocked(context.DeadlineExceeded)
+		} else {
+			c.timer = time.AfterFunc(d, func() { c.cancel(context.DeadlineExceeded) })
+			c.stopWait = context.AfterFunc(c.Context, func() { c.cancel(c.Context.Err()) })
+		}
+	}
+	return c.done
+}
+
+func (c *deadlineCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.err != nil:
+		return c.err
+	case c.Context.Err() != nil:
+		return c.Context.Err()
+	case !time.Now().Before(c.deadline):
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (c *deadlineCtx) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cancelLocked(err)
+}
+
+func (c *deadlineCtx) cancelLocked(err error) {
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	close(c.done)
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stopWait != nil {
+		c.stopWait()
+	}
+}
+
+// release ends the context once the handler returned, as cancel does for
+// context.WithDeadline, freeing its timer.
+func (c *deadlineCtx) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.released = true
+	if c.done != nil {
+		c.cancelLocked(context.Canceled)
 	}
 }

@@ -109,6 +109,7 @@ type endpoint struct {
 	subject    string
 	handler    Handler
 	sem        chan struct{}
+	work       chan *Request // to idle workers
 	maxPayload int
 
 	// data, when set, replaces the endpoint's stats data.
@@ -187,6 +188,7 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 			ep.subject = cfg.Name + "." + r.name
 		}
 		ep.sem = make(chan struct{}, orDefault(r.opts.maxConcurrency, cfg.Limits.MaxConcurrency))
+		ep.work = make(chan *Request)
 		if r.name == consumersEndpoint && hasConsumers {
 			ep.data = func() any { return consumerStats(cfg) }
 		}
@@ -279,7 +281,6 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 			Received: time.Now(),
 			Reply:    mr.Reply(),
 		}
-		reply := req.Reply
 		if len(req.Data) > ep.maxPayload {
 			ep.tooLarge.Add(1)
 			e := wire.NewError(wire.CodeTooLarge, fmt.Sprintf("payload of %d bytes is over this endpoint's limit of %d bytes", len(req.Data), ep.maxPayload))
@@ -294,22 +295,53 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 			return
 		}
 		s.inflight.add()
-		go func() {
-			defer s.inflight.done()
-			defer func() { <-ep.sem }()
-			resp, err := ep.handler.Serve(s.base, req)
-			ep.handled.Add(1)
-			ep.nanos.Add(uint64(time.Since(req.Received)))
-			if err != nil {
-				e := wire.ErrorOf(err)
-				ep.count(e.Code)
-				s.respond(ep, reply, errorMsg(e))
-				return
-			}
-			msg := &nats.Msg{Data: resp.Data, Header: nats.Header(resp.Header)}
-			s.respond(ep, reply, msg)
-		}()
+		// An idle worker takes it; else a new one starts, and stays for
+		// the requests after it. A worker's stack has grown to what the
+		// handlers need, so requests do not pay for growing a new one.
+		select {
+		case ep.work <- req:
+		default:
+			go s.worker(ep, req)
+		}
 	}
+}
+
+// workerIdle is how long a worker waits for a request before it ends.
+const workerIdle = 30 * time.Second
+
+// worker serves req, then the requests handed to it, until none comes for
+// workerIdle. Workers never outnumber the endpoint's concurrency limit:
+// every request they serve holds a place in ep.sem.
+func (s *Service) worker(ep *endpoint, req *Request) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		s.serve(ep, req)
+		idle.Reset(workerIdle)
+		select {
+		case req = <-ep.work:
+		case <-idle.C:
+			return
+		case <-s.base.Done():
+			return
+		}
+	}
+}
+
+// serve runs one request through the endpoint's handler chain and replies.
+func (s *Service) serve(ep *endpoint, req *Request) {
+	defer s.inflight.done()
+	defer func() { <-ep.sem }()
+	resp, err := ep.handler.Serve(s.base, req)
+	ep.handled.Add(1)
+	ep.nanos.Add(uint64(time.Since(req.Received)))
+	if err != nil {
+		e := wire.ErrorOf(err)
+		ep.count(e.Code)
+		s.respond(ep, req.Reply, errorMsg(e))
+		return
+	}
+	s.respond(ep, req.Reply, &nats.Msg{Data: resp.Data, Header: nats.Header(resp.Header)})
 }
 
 // count records an error reply of code.

@@ -1,0 +1,124 @@
+package benchload
+
+import (
+	"context"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Side is one side of a comparison: a name and one call.
+type Side struct {
+	Name string
+	Call func(context.Context) error
+}
+
+// result is what one round of calls measured.
+type result struct {
+	elapsed time.Duration
+	lat     []time.Duration
+	cpu     time.Duration
+	allocs  uint64
+}
+
+// Compare makes n calls of baseline and n of ours from c concurrent
+// workers, in alternating rounds so that both see the same machine, and
+// reports both sides' throughput, p99 latency, CPU and allocations per
+// call, and their ratios (ours over baseline: above 1 is ours faster for
+// throughput, below 1 is ours cheaper for CPU). The figures are measured,
+// never asserted: see docs/performance.md. cpu reads the CPU time of the
+// processes involved (SelfCPU when everything runs in this one).
+func Compare(b *testing.B, c, n int, baseline, ours Side, cpu func() (time.Duration, bool)) {
+	b.Helper()
+	const rounds = 3
+	var base, mine []result
+	for range rounds {
+		base = append(base, measure(b, c, n/rounds, baseline.Call, cpu))
+		mine = append(mine, measure(b, c, n/rounds, ours.Call, cpu))
+	}
+	bs, os := summarize(base), summarize(mine)
+	report := func(unit string, v float64) { b.ReportMetric(v, unit) }
+	report("ns/op", 0)
+	report(baseline.Name+"-ops/s", bs.opsPerSec)
+	report(ours.Name+"-ops/s", os.opsPerSec)
+	report("ratio-ops/s", os.opsPerSec/bs.opsPerSec)
+	report(baseline.Name+"-p99-µs", Micros(bs.p99))
+	report(ours.Name+"-p99-µs", Micros(os.p99))
+	report("ratio-p99", float64(bs.p99)/float64(os.p99))
+	if bs.cpuPerCall > 0 {
+		report(baseline.Name+"-cpu-µs/op", Micros(bs.cpuPerCall))
+		report(ours.Name+"-cpu-µs/op", Micros(os.cpuPerCall))
+	}
+	report(baseline.Name+"-allocs/op", bs.allocsPerCall)
+	report(ours.Name+"-allocs/op", os.allocsPerCall)
+}
+
+type summary struct {
+	opsPerSec     float64
+	p99           time.Duration
+	cpuPerCall    time.Duration
+	allocsPerCall float64
+}
+
+func summarize(rs []result) summary {
+	var elapsed, cpu time.Duration
+	var allocs uint64
+	var lat []time.Duration
+	for _, r := range rs {
+		elapsed += r.elapsed
+		cpu += r.cpu
+		allocs += r.allocs
+		lat = append(lat, r.lat...)
+	}
+	slices.Sort(lat)
+	n := len(lat)
+	return summary{
+		opsPerSec:     float64(n) / elapsed.Seconds(),
+		p99:           percentile(lat, 0.99),
+		cpuPerCall:    cpu / time.Duration(max(n, 1)),
+		allocsPerCall: float64(allocs) / float64(max(n, 1)),
+	}
+}
+
+// measure makes n calls from c workers.
+func measure(b *testing.B, c, n int, call func(context.Context) error, cpu func() (time.Duration, bool)) result {
+	b.Helper()
+	ctx := b.Context()
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	perWorker := make([][]time.Duration, c)
+	var wg sync.WaitGroup
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	cpu0, cpuOK := cpu()
+	start := time.Now()
+	for w := range c {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, n/c+1)
+			for next.Add(1) <= int64(n) {
+				t0 := time.Now()
+				if err := call(ctx); err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			perWorker[w] = lat
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := cpu()
+	runtime.ReadMemStats(&m1)
+	if err := failed.Load(); err != nil {
+		b.Fatalf("a call failed: %v", *err)
+	}
+	r := result{elapsed: elapsed, lat: slices.Concat(perWorker...), allocs: m1.Mallocs - m0.Mallocs}
+	if cpuOK {
+		r.cpu = cpu1 - cpu0
+	}
+	return r
+}
