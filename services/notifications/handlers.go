@@ -27,10 +27,7 @@ func handleDelete(h *hooks) func(context.Context, contract.DeleteRequest) (contr
 
 func handleDeadLetters(dl deadLetters) func(context.Context, contract.DeadLettersRequest) (contract.DeadLettersResponse, error) {
 	return func(ctx context.Context, req contract.DeadLettersRequest) (contract.DeadLettersResponse, error) {
-		limit := req.Limit
-		if limit == 0 {
-			limit = contract.DefaultLimit
-		}
+		limit := req.PageSize()
 		page, next, err := dl.list(ctx, req.WebhookID, req.After, limit)
 		if err != nil {
 			return contract.DeadLettersResponse{}, err

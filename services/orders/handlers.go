@@ -52,10 +52,7 @@ func handleGet(s *store) func(context.Context, contract.GetRequest) (contract.Or
 
 func handleList(s *store, maxReply int) func(context.Context, contract.ListRequest) (contract.ListResponse, error) {
 	return func(ctx context.Context, req contract.ListRequest) (contract.ListResponse, error) {
-		limit := req.Limit
-		if limit == 0 {
-			limit = contract.DefaultLimit
-		}
+		limit := req.PageSize()
 		orders, next, err := s.list(ctx, req.UserID, req.After, limit, maxReply)
 		if err != nil {
 			return contract.ListResponse{}, err

@@ -196,7 +196,7 @@ func listAll(t *testing.T, c *messaging.Client, userID string, limit int) []cont
 		if page > 1000 {
 			t.Fatalf("list: more than 1000 pages; the cursor does not advance")
 		}
-		resp, err := list(t.Context(), c, contract.ListRequest{UserID: userID, Limit: limit, After: after})
+		resp, err := list(t.Context(), c, contract.ListRequest{UserID: userID, Limit: limitOf(limit), After: after})
 		if err != nil {
 			t.Fatalf("list %s after %q: %v", userID, after, err)
 		}
@@ -271,4 +271,12 @@ func race[T any](n int, f func(i int) (T, error)) ([]T, []error) {
 	start.Done()
 	done.Wait()
 	return results, errs
+}
+
+// limitOf is a list limit: nil (the default) for 0.
+func limitOf(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }

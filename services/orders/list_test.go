@@ -50,7 +50,7 @@ func TestList(t *testing.T) {
 			var got []string
 			after := ""
 			for {
-				resp, err := list(t.Context(), e.client, contract.ListRequest{UserID: ada.ID, Limit: limit, After: after})
+				resp, err := list(t.Context(), e.client, contract.ListRequest{UserID: ada.ID, Limit: limitOf(limit), After: after})
 				if err != nil {
 					t.Fatal(err)
 				}

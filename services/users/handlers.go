@@ -51,10 +51,7 @@ func handleDelete(s *store) func(context.Context, contract.DeleteRequest) (contr
 
 func handleList(s *store, maxReply int) func(context.Context, contract.ListRequest) (contract.ListResponse, error) {
 	return func(ctx context.Context, req contract.ListRequest) (contract.ListResponse, error) {
-		limit := req.Limit
-		if limit == 0 {
-			limit = contract.DefaultLimit
-		}
+		limit := req.PageSize()
 		users, next, err := s.list(ctx, req.After, limit, maxReply)
 		if err != nil {
 			return contract.ListResponse{}, err

@@ -147,7 +147,7 @@ func listAll(t *testing.T, c *messaging.Client, limit int) []contract.User {
 		if page > 1000 {
 			t.Fatalf("list: more than 1000 pages; the cursor does not advance")
 		}
-		resp, err := list(t.Context(), c, contract.ListRequest{Limit: limit, After: after})
+		resp, err := list(t.Context(), c, contract.ListRequest{Limit: limitOf(limit), After: after})
 		if err != nil {
 			t.Fatalf("list after %q: %v", after, err)
 		}
@@ -208,3 +208,11 @@ func checkErr(t *testing.T, err, want error, wantFields []string) {
 
 // emailN is a distinct email for the i-th user of a test.
 func emailN(i int) string { return "user-" + strconv.Itoa(i) + "@example.com" }
+
+// limitOf is a list limit: nil (the default) for 0.
+func limitOf(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}

@@ -42,7 +42,7 @@ func TestListPagination(t *testing.T) {
 			var got []string
 			after, pages := "", 0
 			for {
-				resp, err := list(t.Context(), e.client, contract.ListRequest{Limit: tc.givenLimit, After: after})
+				resp, err := list(t.Context(), e.client, contract.ListRequest{Limit: limitOf(tc.givenLimit), After: after})
 				if err != nil {
 					t.Fatalf("list after %q: %v", after, err)
 				}
@@ -85,7 +85,7 @@ func TestListPagination(t *testing.T) {
 	})
 	t.Run("after a deleted id", func(t *testing.T) {
 		mustDelete(t, e.client, want[10], 0)
-		resp, err := list(t.Context(), e.client, contract.ListRequest{Limit: 3, After: want[10]})
+		resp, err := list(t.Context(), e.client, contract.ListRequest{Limit: ptr(3), After: want[10]})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -98,7 +98,7 @@ func TestReplicas(t *testing.T) {
 			t.Errorf("get %s = %+v, want %+v", u.ID, got, u)
 		}
 		updated[i] = mustUpdate(t, c, contract.UpdateRequest{ID: u.ID, Version: 1, Age: ptr(21)})
-		resp, err := list(ctx, c, contract.ListRequest{Limit: 1, After: prevID(created, i)})
+		resp, err := list(ctx, c, contract.ListRequest{Limit: ptr(1), After: prevID(created, i)})
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}

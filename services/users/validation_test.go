@@ -145,7 +145,8 @@ func TestValidation(t *testing.T) {
 		{name: "delete id *", givenSubject: contract.SubjectDelete, givenPayload: `{"id":"*"}`, wantErr: bad, wantFields: []string{"id"}},
 
 		// users.list
-		{name: "list limit 0 means the default", givenSubject: contract.SubjectList, givenPayload: `{"limit":0}`},
+		{name: "list limit 0 is refused, not taken as the default", givenSubject: contract.SubjectList, givenPayload: `{"limit":0}`, wantErr: bad, wantFields: []string{"limit"}},
+		{name: "list without a limit takes the default", givenSubject: contract.SubjectList, givenPayload: `{}`},
 		{name: "list limit 1", givenSubject: contract.SubjectList, givenPayload: `{"limit":1}`},
 		{name: "list limit 100", givenSubject: contract.SubjectList, givenPayload: `{"limit":100}`},
 		{name: "list limit 101", givenSubject: contract.SubjectList, givenPayload: `{"limit":101}`, wantErr: bad, wantFields: []string{"limit"}},

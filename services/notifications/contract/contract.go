@@ -176,8 +176,17 @@ type Task struct {
 // dead letters after the stream sequence After, of one webhook or all.
 type DeadLettersRequest struct {
 	WebhookID string `json:"webhook_id,omitempty"`
-	Limit     int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,default=50"`
+	Limit     *int   `json:"limit,omitempty" jsonschema:"minimum=1,maximum=500,default=50"`
 	After     uint64 `json:"after,omitempty"`
+}
+
+// PageSize is the limit asked for, or DefaultLimit when none was (an
+// explicit 0 is refused by Validate).
+func (r DeadLettersRequest) PageSize() int {
+	if r.Limit == nil {
+		return DefaultLimit
+	}
+	return *r.Limit
 }
 
 // Validate checks the webhook id and limit.
@@ -186,7 +195,7 @@ func (r DeadLettersRequest) Validate() error {
 	if r.WebhookID != "" {
 		checkID(&v, "webhook_id", r.WebhookID)
 	}
-	if r.Limit != 0 && (r.Limit < 1 || r.Limit > MaxLimit) {
+	if r.Limit != nil && (*r.Limit < 1 || *r.Limit > MaxLimit) {
 		v.Add("limit", "must be between 1 and %d (default %d)", MaxLimit, DefaultLimit)
 	}
 	return v.Err()

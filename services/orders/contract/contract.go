@@ -191,15 +191,24 @@ func (r GetRequest) Validate() error {
 // order, after the given order id.
 type ListRequest struct {
 	UserID string `json:"user_id"`
-	Limit  int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=100,default=50"`
+	Limit  *int   `json:"limit,omitempty" jsonschema:"minimum=1,maximum=100,default=50"`
 	After  string `json:"after,omitempty"`
+}
+
+// PageSize is the limit asked for, or DefaultLimit when none was (an
+// explicit 0 is refused by Validate).
+func (r ListRequest) PageSize() int {
+	if r.Limit == nil {
+		return DefaultLimit
+	}
+	return *r.Limit
 }
 
 // Validate checks the user id, limit and cursor.
 func (r ListRequest) Validate() error {
 	var v wire.Violations
 	checkID(&v, "user_id", r.UserID)
-	if r.Limit != 0 && (r.Limit < 1 || r.Limit > MaxLimit) {
+	if r.Limit != nil && (*r.Limit < 1 || *r.Limit > MaxLimit) {
 		v.Add("limit", "must be between 1 and %d (default %d)", MaxLimit, DefaultLimit)
 	}
 	if r.After != "" {

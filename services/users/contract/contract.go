@@ -169,14 +169,23 @@ type DeleteResponse struct {
 // ListRequest is the payload of users.list: users in id order (creation
 // order), after the given id.
 type ListRequest struct {
-	Limit int    `json:"limit,omitempty" jsonschema:"minimum=1,maximum=100,default=50"`
+	Limit *int   `json:"limit,omitempty" jsonschema:"minimum=1,maximum=100,default=50"`
 	After string `json:"after,omitempty" jsonschema:"description=The next cursor of the previous page"`
+}
+
+// PageSize is the limit asked for, or DefaultLimit when none was (an
+// explicit 0 is refused by Validate).
+func (r ListRequest) PageSize() int {
+	if r.Limit == nil {
+		return DefaultLimit
+	}
+	return *r.Limit
 }
 
 // Validate checks the limit and cursor.
 func (r ListRequest) Validate() error {
 	var v wire.Violations
-	if r.Limit != 0 && (r.Limit < 1 || r.Limit > MaxLimit) {
+	if r.Limit != nil && (*r.Limit < 1 || *r.Limit > MaxLimit) {
 		v.Add("limit", "must be between 1 and %d (default %d)", MaxLimit, DefaultLimit)
 	}
 	if r.After != "" {
