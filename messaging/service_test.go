@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/wire"
@@ -669,5 +670,24 @@ func TestClientSessionCarriesPositions(t *testing.T) {
 	_, err = c.Call(t.Context(), "store.read", nil, wire.WithHeader(wire.HeaderAfter, "nonsense"))
 	if !errors.Is(err, wire.ErrBadRequest) {
 		t.Fatalf("bad %s: %v", wire.HeaderAfter, err)
+	}
+}
+
+// A reply larger than the server's max payload cannot be sent: the caller
+// gets a clear error reply at once, not a silence it would wait out.
+func TestReplyTooLargeIsAClearError(t *testing.T) {
+	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxPayload: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	nc := connect(t, srv)
+	newService(t, nc, messaging.ServiceConfig{Name: "big"},
+		messaging.Typed("reply", func(context.Context, struct{}) (string, error) { return strings.Repeat("x", 100<<10), nil }))
+	_, err = wire.Call[struct{}, string](t.Context(), newClient(t, nc, messaging.WithTimeout(5*time.Second)), "big.reply", struct{}{})
+	// A 500 that says why, not the 504 of a caller that timed out.
+	var e *wire.Error
+	if !errors.As(err, &e) || e.Code != wire.CodeInternal || !strings.Contains(e.Message, "larger than the server's max payload") {
+		t.Fatalf("err = %v, want a 500 naming the max payload", err)
 	}
 }

@@ -2,12 +2,16 @@ package orders_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/wire"
 )
@@ -158,5 +162,53 @@ func TestListReadsItsWrites(t *testing.T) {
 				t.Fatalf("list right after cancelling %s: status %q, version %d; want cancelled, 2", placed.ID, got.Status, got.Version)
 			}
 		}
+	}
+}
+
+// The largest page a caller may ask for (100 orders of 100 items each) is
+// more than a stock server's 1 MiB max payload: the page is cut to what
+// fits, with a cursor to the rest, instead of a reply that cannot be sent
+// and a caller that waits out its timeout.
+func TestListPageFitsTheServersMaxPayload(t *testing.T) {
+	t.Parallel()
+	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxPayload: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(t, srv) })
+	startUsers(t, connect(t, srv, "users"))
+	startOrders(t, connect(t, srv, "orders"))
+	c := newClient(t, connect(t, srv, "client"))
+	ada := mustCreateUser(t, c, "Ada", "ada@example.com")
+	big := order(ada.ID)
+	big.Items = nil
+	for i := range contract.MaxItems {
+		big.Items = append(big.Items, contract.Item{SKU: fmt.Sprintf("%s-%03d", strings.Repeat("S", 60), i), Quantity: 1000, UnitPriceCents: 999_999_999})
+	}
+	const n = contract.MaxLimit
+	for range n {
+		mustCreate(t, c, big)
+	}
+	var got int
+	after := ""
+	pages := 0
+	for {
+		resp, err := list(t.Context(), c, contract.ListRequest{UserID: ada.ID, Limit: limitOf(contract.MaxLimit), After: after})
+		if err != nil {
+			t.Fatalf("list page %d: %v", pages, err)
+		}
+		data, _ := json.Marshal(resp)
+		if len(data) > 1<<20 {
+			t.Fatalf("a page of %d bytes", len(data))
+		}
+		got += len(resp.Orders)
+		pages++
+		if resp.Next == "" {
+			break
+		}
+		after = resp.Next
+	}
+	if got != n || pages < 2 {
+		t.Fatalf("%d orders in %d pages, want %d in more than one page", got, pages, n)
 	}
 }
