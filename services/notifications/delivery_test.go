@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/cache/cachetest"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/notifications/contract"
@@ -280,5 +283,53 @@ func TestPrivateAddressesRefused(t *testing.T) {
 	}
 	if got := rc.got(); len(got) != 0 {
 		t.Errorf("receiver got %d requests, want none", len(got))
+	}
+}
+
+// Redis down (it keeps the "already delivered" marks) does not hold
+// deliveries back, nor dead-letter them: they are sent, at least once.
+func TestRedisOutageStillDelivers(t *testing.T) {
+	r := cachetest.StartRedis(t)
+	b, err := cache.NewRedis(cache.RedisOptions{URL: r.URL(), Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	e := newEnv(t, notifications.Options{AllowPrivate: true, Cache: cache.Config{Backend: b}, MaxDeliver: 2})
+	rc := newReceiver(t, status(http.StatusNoContent))
+	e.mustPut(t, webhook("crm", rc.URL, "users.events.*"))
+	r.Stop(t)
+	e.createUser(t, "Ada")
+	e.createUser(t, "Alan")
+	rc.waitHits(t, 2)
+	if dl := e.deadLetters(t, "crm"); len(dl) != 0 {
+		t.Fatalf("%d deliveries dead-lettered during the Redis outage: %+v", len(dl), dl)
+	}
+}
+
+// Replaying all of a webhook's dead letters replays those there are, once
+// each, even when the replays fail again (and are dead-lettered again as
+// fast as the walk goes).
+func TestReplayAllReplaysEachDeadLetterOnce(t *testing.T) {
+	e := newEnv(t, notifications.Options{AllowPrivate: true, MaxDeliver: 1})
+	rc := newReceiver(t, status(http.StatusInternalServerError))
+	e.mustPut(t, webhook("crm", rc.URL, "users.events.*"))
+	const n = 30
+	for i := range n {
+		e.createUser(t, fmt.Sprintf("user%d", i))
+	}
+	e.waitDeadLetters(t, "crm", n)
+	before := len(rc.got())
+	resp, err := contract.ReplayDeadLetters(t.Context(), e.client, contract.ReplayRequest{WebhookID: "crm", All: true})
+	if err != nil || resp.Replayed != n {
+		t.Fatalf("replay all = %+v, %v; want %d replayed", resp, err, n)
+	}
+	// Each replay fails once more and is dead-lettered again: n more
+	// POSTs, n dead letters, and then nothing.
+	e.waitDeadLetters(t, "crm", n)
+	rc.waitHits(t, before+n)
+	e.waitSettled(t, "crm")
+	if got := len(rc.got()) - before; got != n {
+		t.Fatalf("replaying %d dead letters made %d POSTs", n, got)
 	}
 }
