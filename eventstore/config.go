@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 // Domain errors. Services map them onto wire codes in their endpoint
@@ -195,4 +197,33 @@ func token(listing string) string {
 		return "_all"
 	}
 	return listing
+}
+
+// ErrorRules map the store's idempotency errors to wire codes, alike for
+// every service that uses the store: a key reused for another request is
+// a 422, a key whose first request is still in progress a 409 (retry).
+// Services add their own rules for ErrStale and ErrBadCursor, whose hints
+// name their entity.
+func ErrorRules() []messaging.ErrorRule {
+	return []messaging.ErrorRule{
+		{Err: ErrKeyReused, Code: wire.CodeUnprocessable, Field: wire.HeaderIdempotencyKey, Hint: "this key was used for a different request; use a new key"},
+		{Err: ErrKeyInFlight, Code: wire.CodeConflict, Field: wire.HeaderIdempotencyKey, Hint: "the first request with this key is still in progress; retry"},
+	}
+}
+
+// EventStream is the configuration of an entity stream as the store
+// expects it: file storage, limits retention (the stream is the source of
+// truth, nothing is ever acknowledged away), deletes denied, and a
+// two-minute window of Nats-Msg-Id de-duplication for resent writes. The
+// store adds its own fence and internal subjects (Config.Stream).
+func EventStream(name, description string, subjects ...string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        name,
+		Description: description,
+		Subjects:    subjects,
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		DenyDelete:  true,
+		Duplicates:  2 * time.Minute,
+	}
 }

@@ -6,11 +6,18 @@
 //
 // What the store does for every entity kind:
 //
-//   - Writes are one atomic batch on one stream: the event, conditional on
-//     the entity's last sequence (optimistic concurrency), together with
-//     the unique keys it reserves or releases, its listing index entry and
-//     its idempotency record. One round trip; all or nothing, so there is
-//     no half-written state to repair and no grace period to wait out.
+//   - Writes are single conditional publishes: the event, conditional on the
+//     entity's last sequence over its write filter (optimistic concurrency).
+//     A unique value is claimed by a conditional message of its own before
+//     the event; a claim alone holds nothing (the entity's state decides),
+//     and a writer that meets a claim whose owner does not hold the value
+//     fences that owner, which makes the owner's in-flight write fail. So a
+//     crash at any point leaves nothing to repair, no lock and no grace
+//     period. Idempotency records are written before the create they
+//     record, with the request's fingerprint, and a retry finishes a first
+//     attempt that died under the same id. (An atomic batch would do this in
+//     one message, but JetStream's batches cost one fsync each on a file
+//     stream: about 60 per second against 17,000 plain publishes.)
 //   - Reads of one entity ask the stream leader, so they see every
 //     acknowledged write, also on a replicated stream whose followers lag.
 //     A message on an entity's subject that is not a valid event (one that

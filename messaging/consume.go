@@ -558,15 +558,20 @@ func (c *Consumer) Stats(ctx context.Context) ConsumerStats {
 		st.InfoUnavailable = true
 		return st
 	}
+	st.ReadBacklog(ctx, cons)
+	return st
+}
+
+// ReadBacklog sets st's Pending, AckPending and Redelivered from the
+// server's view of cons, or InfoUnavailable when it cannot be read within
+// ctx.
+func (st *ConsumerStats) ReadBacklog(ctx context.Context, cons jetstream.Consumer) {
 	info, err := cons.Info(ctx)
 	if err != nil {
 		st.InfoUnavailable = true
-		return st
+		return
 	}
-	st.Pending = info.NumPending
-	st.AckPending = info.NumAckPending
-	st.Redelivered = info.NumRedelivered
-	return st
+	st.Pending, st.AckPending, st.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
 }
 
 // keepAlive sends in-progress acks for a held message every third of its

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/devloop/switchboard/wire"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -209,7 +210,7 @@ func (d *DeadLetters) Get(ctx context.Context, q DeadLetterQuery, seq uint64) (D
 		return DeadLetter{}, err
 	}
 	m, err := s.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !subjectMatches(q.filter(), m.Subject) {
+	if errors.Is(err, jetstream.ErrMsgNotFound) || err == nil && !wire.MatchSubject(q.filter(), m.Subject) {
 		return DeadLetter{}, fmt.Errorf("%w: %d", ErrDeadLetterNotFound, seq)
 	}
 	if err != nil {
@@ -288,23 +289,6 @@ func (d *DeadLetters) ReplayAll(ctx context.Context, q DeadLetterQuery, resubmit
 			return n, nil
 		}
 		after = next
-	}
-}
-
-// subjectMatches reports whether subject matches the NATS filter.
-func subjectMatches(filter, subject string) bool {
-	for {
-		ft, frest, fmore := strings.Cut(filter, ".")
-		st, srest, smore := strings.Cut(subject, ".")
-		switch {
-		case ft == ">":
-			return st != ""
-		case ft != "*" && ft != st, st == "":
-			return false
-		case !fmore || !smore:
-			return fmore == smore
-		}
-		filter, subject = frest, srest
 	}
 }
 

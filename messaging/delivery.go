@@ -50,10 +50,7 @@ type DeliveryMiddleware func(DeliveryHandler) DeliveryHandler
 
 // chainDeliveries applies mw to h so that mw[0] is the outermost.
 func chainDeliveries(h DeliveryHandler, mw ...DeliveryMiddleware) DeliveryHandler {
-	for i := len(mw) - 1; i >= 0; i-- {
-		h = mw[i](h)
-	}
-	return h
+	return chain(h, mw)
 }
 
 type deliveryKey struct{}

@@ -77,7 +77,11 @@ type Middleware func(Handler) Handler
 
 // Chain applies mw to h so that mw[0] is the outermost: it sees the request
 // first and the result last.
-func Chain(h Handler, mw ...Middleware) Handler {
+func Chain(h Handler, mw ...Middleware) Handler { return chain(h, mw) }
+
+// chain wraps h in mw, mw[0] outermost: the one way requests and
+// deliveries are both wrapped.
+func chain[H any, M ~func(H) H](h H, mw []M) H {
 	for i := len(mw) - 1; i >= 0; i-- {
 		h = mw[i](h)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	users "github.com/devloop/switchboard/services/users/contract"
 	"github.com/devloop/switchboard/wire"
@@ -29,17 +29,6 @@ func connectDev(t *testing.T, b banner) *nats.Conn {
 	return nc
 }
 
-// freePort is a loopback host:port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // kill -9 of `switchboard dev` while 16 callers create users, half of
 // them with an email another caller also uses, then a restart on the same
 // data: every create that was acknowledged is there, with its email; no
@@ -51,7 +40,7 @@ func TestFaultKill9DuringCreates(t *testing.T) {
 		t.Skip("fault test: builds the binary and kills it")
 	}
 	dir := t.TempDir()
-	natsAddr := freePort(t)
+	natsAddr := testkit.FreeAddr(t)
 	args := []string{"dev", "--data-dir", dir, "--nats-listen", natsAddr, "--http-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--log-format", "json"}
 	sb := startProcess(t, args...)
 	c, err := messaging.NewClient(connectDev(t, sb.banner), messaging.WithTimeout(2*time.Second))

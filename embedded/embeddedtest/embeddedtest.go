@@ -7,7 +7,6 @@ package embeddedtest
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/internal/testkit"
 )
 
 // Start starts a server with JetStream on dir, shut down when the test
@@ -70,8 +70,8 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	c := &Cluster{t: t, name: "test-cluster", nodes: make([]*embedded.Server, n)}
 	for range n {
 		c.dirs = append(c.dirs, t.TempDir())
-		c.clients = append(c.clients, freeAddr(t))
-		c.routes = append(c.routes, freeAddr(t))
+		c.clients = append(c.clients, testkit.FreeAddr(t))
+		c.routes = append(c.routes, testkit.FreeAddr(t))
 	}
 	for i := range n {
 		c.Start(i)
@@ -83,17 +83,6 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	})
 	c.WaitForLeader()
 	return c
-}
-
-// freeAddr is a loopback address that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // Start starts node i (again), on its addresses and store.

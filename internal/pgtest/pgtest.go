@@ -30,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -90,7 +91,8 @@ func Start(t testing.TB) *Server {
 	if out, err := exec.Command("cp", "-a", template.dir, s.dataDir).CombinedOutput(); err != nil {
 		t.Fatalf("copy template data directory: %v\n%s", err, out)
 	}
-	s.Port = freePort(t)
+	_, port, _ := net.SplitHostPort(testkit.FreeAddr(t))
+	s.Port, _ = strconv.Atoi(port)
 	s.start(t)
 	t.Cleanup(func() { s.stop(syscall.SIGQUIT) })
 	return s
@@ -220,16 +222,6 @@ func (s *Server) logTail() string {
 		data = data[len(data)-4000:]
 	}
 	return string(data)
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // prepareTemplate finds the binaries and makes (once per machine, user and

@@ -1,10 +1,12 @@
 // Package testkit holds the helpers every test package of Switchboard
-// shares: polling for a condition with a deadline instead of sleeping.
+// shares: polling for a condition with a deadline instead of sleeping,
+// and a free port.
 // Servers for tests come from embedded/embeddedtest, Redis from
 // cache/cachetest.
 package testkit
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -34,4 +36,17 @@ func Poll(within, interval time.Duration, f func() error) error {
 		}
 		time.Sleep(interval) // the polling interval, not synchronisation
 	}
+}
+
+// FreeAddr is a loopback host:port that was free a moment ago, for a
+// server a test starts that cannot listen on port 0 and say where it went
+// (a cluster route, a child process).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -79,7 +79,7 @@ func (r *registry) all() []contract.Webhook {
 func (r *registry) matching(subject string) []contract.Webhook {
 	var out []contract.Webhook
 	for _, h := range r.all() {
-		if slices.ContainsFunc(h.Subjects, func(f string) bool { return contract.Match(f, subject) }) {
+		if slices.ContainsFunc(h.Subjects, func(f string) bool { return wire.MatchSubject(f, subject) }) {
 			out = append(out, h)
 		}
 	}

@@ -37,14 +37,12 @@ func routes(s *store, users Users, maxReply int) []messaging.Endpoint {
 // errorRules map the store's and the users check's domain errors onto wire
 // codes: the one place the orders service decides them.
 func errorRules() []messaging.ErrorRule {
-	return []messaging.ErrorRule{
+	return append(eventstore.ErrorRules(), []messaging.ErrorRule{
 		{Err: ErrNotFound, Code: wire.CodeNotFound},
 		{Err: ErrAlreadyCancelled, Code: wire.CodeConflict, Field: "id", Hint: "already cancelled"},
 		{Err: eventstore.ErrStale, Code: wire.CodeConflict, Field: "version", Hint: "read the order again and retry"},
 		{Err: ErrNoSuchUser, Code: wire.CodeBadRequest, Field: "user_id", Hint: "no such user"},
 		{Err: ErrUsersUnavailable, Code: wire.CodeUnavailable},
-		{Err: eventstore.ErrKeyReused, Code: wire.CodeUnprocessable, Field: wire.HeaderIdempotencyKey, Hint: "this key was used for a different request; use a new key"},
-		{Err: eventstore.ErrKeyInFlight, Code: wire.CodeConflict, Field: wire.HeaderIdempotencyKey, Hint: "the first request with this key is still in progress; retry"},
 		{Err: eventstore.ErrBadCursor, Code: wire.CodeBadRequest, Field: "after", Hint: "not an order of this user's listing: use the next of the previous page"},
-	}
+	}...)
 }

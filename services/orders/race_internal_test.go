@@ -35,11 +35,12 @@ func TestOrderPlacedWhileItsUserIsDeletedIsCancelled(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = us.Stop(context.Background()) })
 	nc := embeddedtest.Connect(t, srv, "orders")
-	s, err := openStore(t.Context(), nc, entity())
+	es, err := eventstore.Open(t.Context(), nc, entity())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.es.Close)
+	t.Cleanup(es.Close)
+	s := &store{es: es, now: time.Now}
 	client, err := messaging.NewClient(nc, messaging.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)

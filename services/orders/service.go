@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 )
@@ -58,10 +59,11 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	cfg := entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
-	s, err := openStore(ctx, nc, cfg)
+	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
+	s := &store{es: es, now: time.Now}
 	svc := &Service{store: s}
 	defer func() {
 		if err != nil {

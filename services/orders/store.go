@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/devloop/switchboard/eventstore"
@@ -26,25 +24,13 @@ var (
 	ErrUsersUnavailable = errors.New("users service unavailable")
 )
 
-// StreamConfig is the ORDERS stream's configuration as the service
-// declares it (the event store adds its internal subjects).
-func StreamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        contract.Stream,
-		Description: "Orders service events; the last message on orders.events.<id>.* is the order's state.",
-		Subjects:    []string{contract.EventSubjects},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		DenyDelete:  true,
-		Duplicates:  2 * time.Minute,
-	}
-}
-
 // entity is the layout of orders in the event store: events on
 // orders.events.<id>.<kind>, listed per user.
 func entity() eventstore.Config[contract.Order] {
 	return eventstore.Config[contract.Order]{
-		Stream:       StreamConfig(),
+		Stream: eventstore.EventStream(contract.Stream,
+			"Orders service events; the last message on orders.events.<id>.* is the order's state.",
+			contract.EventSubjects),
 		EventFilter:  contract.EventSubjects,
 		Internal:     contract.InternalSubjectPrefix,
 		EventSubject: contract.EventSubject,
@@ -81,14 +67,6 @@ func entity() eventstore.Config[contract.Order] {
 type store struct {
 	es  *eventstore.Store[contract.Order]
 	now func() time.Time
-}
-
-func openStore(ctx context.Context, nc *nats.Conn, cfg eventstore.Config[contract.Order]) (*store, error) {
-	es, err := eventstore.Open(ctx, nc, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &store{es: es, now: time.Now}, nil
 }
 
 func (s *store) get(ctx context.Context, id string) (eventstore.Record[contract.Order], error) {

@@ -328,12 +328,7 @@ func (p *projection) consumerStats(ctx context.Context) messaging.ConsumerStats 
 		st.InfoUnavailable = true
 		return st
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		st.InfoUnavailable = true
-		return st
-	}
-	st.Pending, st.AckPending, st.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
+	st.ReadBacklog(ctx, cons)
 	return st
 }
 

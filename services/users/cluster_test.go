@@ -28,7 +28,7 @@ func TestClusterReadsSeeAcknowledgedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := users.StreamConfig()
+	cfg := users.Entity().Stream
 	cfg.Replicas = 3
 	if _, err := messaging.EnsureStream(t.Context(), js, cfg); err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestClusterLeaderKillDuringCreates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := users.StreamConfig()
+	cfg := users.Entity().Stream
 	cfg.Replicas = 3
 	if _, err := messaging.EnsureStream(t.Context(), js, cfg); err != nil {
 		t.Fatal(err)

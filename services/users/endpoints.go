@@ -42,12 +42,10 @@ func routes(s *store, maxReply int) []messaging.Endpoint {
 // errorRules map the store's domain errors onto wire codes: the one place
 // the users service decides them.
 func errorRules() []messaging.ErrorRule {
-	return []messaging.ErrorRule{
+	return append(eventstore.ErrorRules(), []messaging.ErrorRule{
 		{Err: ErrNotFound, Code: wire.CodeNotFound},
 		{Err: eventstore.ErrStale, Code: wire.CodeConflict, Field: "version", Hint: "read the user again and retry"},
 		{Err: ErrEmailTaken, Code: wire.CodeConflict, Field: "email", Hint: "another user has this email"},
-		{Err: eventstore.ErrKeyReused, Code: wire.CodeUnprocessable, Field: wire.HeaderIdempotencyKey, Hint: "this key was used for a different request; use a new key"},
-		{Err: eventstore.ErrKeyInFlight, Code: wire.CodeConflict, Field: wire.HeaderIdempotencyKey, Hint: "the first request with this key is still in progress; retry"},
 		{Err: eventstore.ErrBadCursor, Code: wire.CodeBadRequest, Field: "after", Hint: "not a cursor of this listing: use the next of the previous page"},
-	}
+	}...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -41,10 +42,11 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 	cfg := Entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
-	s, err := openStore(ctx, nc, cfg)
+	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
+	s := &store{es: es, now: time.Now}
 	svc, err := messaging.NewService(nc, messaging.ServiceConfig{
 		Name:        contract.ServiceName,
 		Version:     contract.Version,

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/devloop/switchboard/eventstore"
@@ -38,25 +36,13 @@ type Changes struct {
 	Age   *int
 }
 
-// StreamConfig is the USERS stream's configuration as the service
-// declares it (the event store adds its internal subjects).
-func StreamConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        contract.Stream,
-		Description: "Users service events; the last message on users.events.<id> is the user's state.",
-		Subjects:    []string{contract.EventSubjects},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		DenyDelete:  true,
-		Duplicates:  2 * time.Minute,
-	}
-}
-
 // Entity is the layout of users in the event store: the stream, its
 // subjects and the event envelope, for tools that read the store.
 func Entity() eventstore.Config[contract.User] {
 	return eventstore.Config[contract.User]{
-		Stream:       StreamConfig(),
+		Stream: eventstore.EventStream(contract.Stream,
+			"Users service events; the last message on users.events.<id> is the user's state.",
+			contract.EventSubjects),
 		EventFilter:  contract.EventSubjects,
 		Internal:     contract.InternalSubjectPrefix,
 		EventSubject: func(id, _ string) string { return contract.EventSubjectPrefix + id },
@@ -92,14 +78,6 @@ func Entity() eventstore.Config[contract.User] {
 type store struct {
 	es  *eventstore.Store[contract.User]
 	now func() time.Time
-}
-
-func openStore(ctx context.Context, nc *nats.Conn, cfg eventstore.Config[contract.User]) (*store, error) {
-	es, err := eventstore.Open(ctx, nc, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &store{es: es, now: time.Now}, nil
 }
 
 // written is a stored user and the stream sequence of its event.

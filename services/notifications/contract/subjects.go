@@ -2,24 +2,6 @@ package contract
 
 import "strings"
 
-// Match reports whether subject matches the NATS subject filter: "*"
-// matches exactly one token, ">" (last token only) one or more.
-func Match(filter, subject string) bool {
-	for {
-		ft, frest, fmore := strings.Cut(filter, ".")
-		st, srest, smore := strings.Cut(subject, ".")
-		switch {
-		case ft == ">":
-			return st != ""
-		case ft != "*" && ft != st, st == "":
-			return false
-		case !fmore || !smore:
-			return fmore == smore
-		}
-		filter, subject = frest, srest
-	}
-}
-
 // ValidFilter reports whether filter is a valid NATS subject filter that
 // matches some event subject (see EventSchemes): users.events.*,
 // orders.events.*.placed and orders.events.> are; users.* and ftp are not.
