@@ -73,7 +73,7 @@ const (
 // function fields are the entity's subject layout and event envelope.
 type Config[T any] struct {
 	// Stream is the stream's configuration, as the service declares it;
-	// the store adds its internal subjects, atomic batches and
+	// the store adds its fence and internal subjects and
 	// per-message TTLs (for idempotency records).
 	Stream jetstream.StreamConfig
 	// EventFilter matches the events of every entity, e.g.
@@ -118,7 +118,7 @@ type Config[T any] struct {
 	Listing func(state T) string
 	// Uniques, when set, are the values a state holds that no other
 	// entity may hold at the same time (an email address, say). Writes
-	// reserve and release them atomically with their events.
+	// claim them before their events and release them after (see write.go).
 	Uniques func(state T) []Unique
 
 	// IdempotencyTTL is how long an idempotency key is remembered

@@ -89,9 +89,9 @@ func (s *Store[T]) Close() {
 	}
 }
 
-// Ready reports whether the stream answers.
+// Ready reports whether the stream can take writes (messaging.StreamReady).
 func (s *Store[T]) Ready(ctx context.Context) error {
-	if _, err := s.stream.Info(ctx); err != nil {
+	if err := messaging.StreamReady(ctx, s.stream); err != nil {
 		return fmt.Errorf("stream %s: %w", s.cfg.Stream.Name, err)
 	}
 	return nil

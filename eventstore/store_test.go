@@ -427,3 +427,63 @@ func hashOf(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:16])
 }
+
+// Retries racing with one key, on two replicas, store one entity with one
+// created event, and every caller that succeeds gets that entity's state:
+// a first attempt that commits while a retry is about to fence it is found,
+// not created a second time.
+func TestIdempotentRacesStoreOneEvent(t *testing.T) {
+	w := newWorld(t)
+	replicas := []*eventstore.Store[thing]{w.open(cache.Config{}), w.open(cache.Config{})}
+	ctx := t.Context()
+	const keys, racers = 20, 8
+	for k := range keys {
+		key := eventstore.Idempotency{Key: fmt.Sprintf("race-%d", k), Fingerprint: "fp"}
+		results := make([]eventstore.Record[thing], racers)
+		errs := make([]error, racers)
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				id := ulid.Make().String()
+				// Each attempt's state differs (as times of day do), so
+				// an answer that is not the stored state shows.
+				ch := eventstore.Change[thing]{Type: created, State: thing{ID: id, Version: 1, Handle: key.Key, Owner: "o", Note: fmt.Sprint(i)}}
+				results[i], errs[i] = replicas[i%2].Create(ctx, id, ch, &key)
+			})
+		}
+		wg.Wait()
+		var stored *eventstore.Record[thing]
+		for i := range racers {
+			if errors.Is(errs[i], eventstore.ErrKeyInFlight) {
+				continue // allowed: the caller retries
+			}
+			if errs[i] != nil {
+				t.Fatalf("key %d racer %d: %v", k, i, errs[i])
+			}
+			if stored == nil {
+				got, err := replicas[0].Get(ctx, results[i].State.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stored = &got
+			}
+			if results[i].State != stored.State {
+				t.Fatalf("key %d racer %d got %+v; stored is %+v", k, i, results[i].State, stored.State)
+			}
+		}
+		if stored == nil {
+			continue
+		}
+		info, err := w.js.Stream(ctx, "THINGS")
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, err := info.Info(ctx, jetstream.WithSubjectFilter("things.events."+stored.State.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := si.State.Subjects["things.events."+stored.State.ID]; n != 1 {
+			t.Fatalf("key %d: entity %s has %d events, want 1 created", k, stored.State.ID, n)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
 )
 
 // How writes stay correct with one message per step
@@ -118,6 +120,7 @@ func (s *Store[T]) create(ctx context.Context, id string, ch Change[T], idem *Id
 		first, seq, done, err := s.idempotent(ctx, id, idem)
 		if err != nil || done != nil {
 			if done != nil {
+				s.answered(ctx, done.Seq)
 				return *done, err
 			}
 			return Record[T]{}, err
@@ -167,6 +170,7 @@ func (s *Store[T]) create(ctx context.Context, id string, ch Change[T], idem *Id
 // the answer; otherwise first is the id to create, with the sequence its
 // commit expects (a fenced first attempt).
 func (s *Store[T]) idempotent(ctx context.Context, id string, idem *Idempotency) (first string, seq uint64, done *Record[T], err error) {
+	var committed bool
 	data, _ := json.Marshal(idemRecord{ID: id, Fingerprint: idem.Fingerprint})
 	_, err = s.pub.PublishMsgs(ctx, messaging.Expect(&nats.Msg{Subject: s.cfg.idempotencySubject(idem.Key), Data: data},
 		messaging.ExpectLastSubjectSequence(0), messaging.WithMsgTTL(s.cfg.IdempotencyTTL)))
@@ -195,16 +199,42 @@ func (s *Store[T]) idempotent(ctx context.Context, id string, idem *Idempotency)
 	} else if !errors.Is(err, ErrNotFound) {
 		return "", 0, nil, err
 	}
-	if r.ID == id {
+	// Not committed when Get looked. What follows is conditional on the
+	// entity's write filter as read now: a commit that lands after this
+	// read makes the fence (or this attempt's own commit) fail, and the
+	// next attempt finds the entity. Without it, a first attempt that
+	// commits between the Get and the fence would be followed by a
+	// second create of the same entity.
+	seq, committed, err = s.lastWrite(ctx, r.ID)
+	switch {
+	case err != nil:
+		return "", 0, nil, err
+	case committed:
+		return "", 0, nil, errAgain
+	case r.ID == id:
 		// Recorded by an earlier attempt of this very create.
-		return id, s.writeSeq(ctx, id), nil, nil
+		return id, seq, nil, nil
 	}
 	// The first attempt has not committed: fence it, then finish it.
-	seq, err = s.fence(ctx, r.ID, s.writeSeq(ctx, r.ID))
+	seq, err = s.fence(ctx, r.ID, seq)
 	if err != nil {
 		return "", 0, nil, err
 	}
 	return r.ID, seq, nil, nil
+}
+
+// lastWrite is the last sequence of id's write filter (0 when empty), and
+// whether the message there is an event (the entity exists) rather than a
+// fence.
+func (s *Store[T]) lastWrite(ctx context.Context, id string) (seq uint64, committed bool, err error) {
+	m, err := messaging.LastMsg(ctx, s.js, s.cfg.Stream.Name, s.cfg.WriteFilter(id))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, unavailable(err)
+	}
+	return m.Sequence, m.Subject != s.cfg.FenceSubject(id), nil
 }
 
 // Append stores the next event of the entity that prev (as Get returned
@@ -435,7 +465,18 @@ func (s *Store[T]) written(ctx context.Context, id string, ch Change[T], seq uin
 			s.shared.Absent(ctx, id, int64(seq))
 		}
 	}
+	s.answered(ctx, seq)
 	return Record[T]{State: ch.State, Seq: seq}
+}
+
+// answered names the event at seq in the reply to the request ctx belongs
+// to (Switchboard-Stream and Switchboard-Sequence), so every service that
+// writes through the store gives its callers read-your-writes: the
+// messaging client sends the position back on its next requests. Outside
+// a request it does nothing.
+func (s *Store[T]) answered(ctx context.Context, seq uint64) {
+	messaging.SetReplyHeader(ctx, wire.HeaderStream, s.cfg.Stream.Name)
+	messaging.SetReplyHeader(ctx, wire.HeaderSequence, strconv.FormatUint(seq, 10))
 }
 
 // forget drops what the caches hold of id as of seq: a write found it

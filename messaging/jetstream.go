@@ -58,3 +58,40 @@ func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.K
 	}
 	return kv, nil
 }
+
+// ErrNoQuorum says that a replicated stream has no leader, or that too
+// few of its replicas are reachable to store a write.
+var ErrNoQuorum = errors.New("stream has no quorum")
+
+// StreamReady reports whether stream can take writes now: its leader
+// answers within ctx and, on a replicated stream, a majority of its
+// replicas (the leader counted) are online and current. A leader that
+// has lost its peers keeps answering stream info until it steps down, so
+// reachability alone would call a stream ready that cannot store a write.
+func StreamReady(ctx context.Context, stream jetstream.Stream) error {
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return err
+	}
+	return quorum(info)
+}
+
+func quorum(info *jetstream.StreamInfo) error {
+	ci := info.Cluster
+	if ci == nil || info.Config.Replicas <= 1 {
+		return nil
+	}
+	if ci.Leader == "" {
+		return fmt.Errorf("%w: no leader", ErrNoQuorum)
+	}
+	up := 1 // the leader
+	for _, p := range ci.Replicas {
+		if p.Current && !p.Offline {
+			up++
+		}
+	}
+	if need := info.Config.Replicas/2 + 1; up < need {
+		return fmt.Errorf("%w: %d of %d replicas current, a write needs %d", ErrNoQuorum, up, info.Config.Replicas, need)
+	}
+	return nil
+}

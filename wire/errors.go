@@ -145,8 +145,12 @@ func (e *Error) Is(target error) bool {
 // context.DeadlineExceeded) holds for a client-side timeout.
 func (e *Error) Unwrap() error { return e.cause }
 
-// CodeOf returns the status code a handler error is answered with.
+// CodeOf returns the status code a handler error is answered with, and 0
+// for nil.
 func CodeOf(err error) int {
+	if err == nil {
+		return 0
+	}
 	return ErrorOf(err).Code
 }
 

@@ -94,3 +94,15 @@ func TestPositions(t *testing.T) {
 		t.Fatal("After does not read the context's positions")
 	}
 }
+
+func TestCodeOf(t *testing.T) {
+	if got := wire.CodeOf(nil); got != 0 {
+		t.Errorf("CodeOf(nil) = %d, want 0", got)
+	}
+	if got := wire.CodeOf(fmt.Errorf("user 1: %w", wire.ErrNotFound)); got != wire.CodeNotFound {
+		t.Errorf("CodeOf(wrapped not found) = %d, want 404", got)
+	}
+	if got := wire.CodeOf(errors.New("boom")); got != wire.CodeInternal {
+		t.Errorf("CodeOf(plain error) = %d, want 500", got)
+	}
+}

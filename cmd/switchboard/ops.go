@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,39 +25,28 @@ func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service)
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
 		var reasons []string
 		st := nc.Status()
 		if st != nats.CONNECTED {
 			reasons = append(reasons, fmt.Sprintf("nats: %s", st))
 		}
+		svcs := services()
+		results := make([]readyResult, len(svcs))
+		var wg sync.WaitGroup
+		for i, s := range svcs {
+			wg.Go(func() { results[i] = checkService(r.Context(), s, st == nats.CONNECTED) })
+		}
+		wg.Wait()
 		checks := map[string]string{}
 		degraded := false
-		for _, s := range services() {
-			status := "ok"
-			err := s.Err()
-			rd, checkable := s.(readier)
-			switch {
-			case err != nil:
-			case checkable && st != nats.CONNECTED:
-				// Its check goes over NATS: it would only wait out the
-				// timeout, longer than a probe waits for the answer.
-				status = "not checked: nats not connected"
-			case checkable:
-				err = rd.Ready(ctx)
+		for i, res := range results {
+			checks[svcs[i].Name()] = res.status
+			if res.err != nil {
+				reasons = append(reasons, fmt.Sprintf("%s: %v", svcs[i].Name(), res.err))
 			}
-			if err != nil {
-				status = err.Error()
-				reasons = append(reasons, fmt.Sprintf("%s: %v", s.Name(), err))
-			} else if dg, ok := s.(degrader); ok && st == nats.CONNECTED {
-				if derr := dg.Degraded(ctx); derr != nil {
-					status = "degraded: " + derr.Error()
-					degraded = true
-				}
-			}
-			checks[s.Name()] = status
+			degraded = degraded || res.degraded
 		}
+		ctx := r.Context()
 		body := map[string]any{"status": "ready", "services": checks}
 		if degraded {
 			body["status"] = "degraded"
@@ -80,6 +70,48 @@ func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service)
 		writeJSON(w, code, body)
 	})
 	return mux
+}
+
+// readyBudget bounds each service's readiness check. A probe waits 1 s by
+// default (Kubernetes' timeoutSeconds); a stream electing a leader, or
+// without quorum, does not answer for seconds, so the check reports that
+// rather than making the probe time out. Checks run side by side, so
+// /readyz answers within one budget however many services run.
+const readyBudget = 750 * time.Millisecond
+
+// readyResult is one service's readiness.
+type readyResult struct {
+	status   string
+	err      error // makes the process unready
+	degraded bool
+}
+
+// checkService checks s within readyBudget. connected is whether NATS is:
+// a check over a lost connection would only wait out its budget.
+func checkService(ctx context.Context, s service, connected bool) readyResult {
+	if err := s.Err(); err != nil {
+		return readyResult{status: err.Error(), err: err}
+	}
+	rd, checkable := s.(readier)
+	if checkable && !connected {
+		return readyResult{status: "not checked: nats not connected"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyBudget)
+	defer cancel()
+	if checkable {
+		if err := rd.Ready(ctx); err != nil {
+			if ctx.Err() != nil {
+				err = fmt.Errorf("no answer within %v (a stream electing a leader, or without quorum?): %w", readyBudget, err)
+			}
+			return readyResult{status: err.Error(), err: err}
+		}
+	}
+	if dg, ok := s.(degrader); ok && connected {
+		if err := dg.Degraded(ctx); err != nil {
+			return readyResult{status: "degraded: " + err.Error(), degraded: true}
+		}
+	}
+	return readyResult{status: "ok"}
 }
 
 // degrader is implemented by services that can work at reduced capacity

@@ -237,7 +237,7 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err := s.svc.Err(); err != nil {
 		return err
 	}
-	if _, err := s.tasks.Info(ctx); err != nil {
+	if err := messaging.StreamReady(ctx, s.tasks); err != nil {
 		return fmt.Errorf("stream %s: %w", contract.Stream, err)
 	}
 	return nil

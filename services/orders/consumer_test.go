@@ -149,8 +149,8 @@ func TestUserDeletedCancelsOpenOrders(t *testing.T) {
 	dup := nats.NewMsg(deleted.Subject)
 	dup.Data = deleted.Data
 	for k, v := range deleted.Header {
-		// The original publish's expectations (and its atomic batch
-		// headers) would refuse the copy.
+		// The original publish's expectation headers would refuse the
+		// copy.
 		if !strings.HasPrefix(k, "Nats-") {
 			dup.Header[k] = v
 		}

@@ -2,12 +2,10 @@ package orders
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
-	"github.com/devloop/switchboard/wire"
 )
 
 // handleCreate places an order for a user that exists. The user is checked
@@ -39,7 +37,7 @@ func handleCreate(s *store, users Users) func(context.Context, contract.CreateRe
 			}
 			return contract.Order{}, err
 		}
-		return replied(ctx, rec)
+		return rec.State, nil
 	}
 }
 
@@ -67,14 +65,6 @@ func handleCancel(s *store) func(context.Context, contract.CancelRequest) (contr
 		if err != nil {
 			return contract.Order{}, err
 		}
-		return replied(ctx, rec)
+		return rec.State, nil
 	}
-}
-
-// replied returns rec's order and names its stream sequence in the
-// reply's Switchboard-Sequence header.
-func replied(ctx context.Context, rec eventstore.Record[contract.Order]) (contract.Order, error) {
-	messaging.SetReplyHeader(ctx, wire.HeaderStream, contract.Stream)
-	messaging.SetReplyHeader(ctx, wire.HeaderSequence, strconv.FormatUint(rec.Seq, 10))
-	return rec.State, nil
 }

@@ -2,12 +2,10 @@ package users
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
-	"github.com/devloop/switchboard/wire"
 )
 
 func handleCreate(s *store) func(context.Context, contract.CreateRequest) (contract.User, error) {
@@ -20,8 +18,7 @@ func handleCreate(s *store) func(context.Context, contract.CreateRequest) (contr
 		if key != "" {
 			idem = &eventstore.Idempotency{Key: key, Fingerprint: fp}
 		}
-		w, err := s.create(ctx, NewUser{Name: req.Name, Email: req.Email, Age: *req.Age}, idem)
-		return replied(ctx, w, err)
+		return s.create(ctx, NewUser{Name: req.Name, Email: req.Email, Age: *req.Age}, idem)
 	}
 }
 
@@ -34,15 +31,13 @@ func handleGet(s *store) func(context.Context, contract.GetRequest) (contract.Us
 
 func handleUpdate(s *store) func(context.Context, contract.UpdateRequest) (contract.User, error) {
 	return func(ctx context.Context, req contract.UpdateRequest) (contract.User, error) {
-		w, err := s.update(ctx, req.ID, req.Version, Changes{Name: req.Name, Email: req.Email, Age: req.Age})
-		return replied(ctx, w, err)
+		return s.update(ctx, req.ID, req.Version, Changes{Name: req.Name, Email: req.Email, Age: req.Age})
 	}
 }
 
 func handleDelete(s *store) func(context.Context, contract.DeleteRequest) (contract.DeleteResponse, error) {
 	return func(ctx context.Context, req contract.DeleteRequest) (contract.DeleteResponse, error) {
-		w, err := s.remove(ctx, req.ID, req.Version)
-		if _, err := replied(ctx, w, err); err != nil {
+		if _, err := s.remove(ctx, req.ID, req.Version); err != nil {
 			return contract.DeleteResponse{}, err
 		}
 		return contract.DeleteResponse{ID: req.ID, Deleted: true}, nil
@@ -58,15 +53,4 @@ func handleList(s *store, maxReply int) func(context.Context, contract.ListReque
 		}
 		return contract.ListResponse{Users: users, Next: next}, nil
 	}
-}
-
-// replied returns w's user and names its stream sequence in the reply's
-// Switchboard-Sequence header.
-func replied(ctx context.Context, w written, err error) (contract.User, error) {
-	if err != nil {
-		return contract.User{}, err
-	}
-	messaging.SetReplyHeader(ctx, wire.HeaderStream, contract.Stream)
-	messaging.SetReplyHeader(ctx, wire.HeaderSequence, strconv.FormatUint(w.Seq, 10))
-	return w.User, nil
 }

@@ -80,12 +80,6 @@ type store struct {
 	now func() time.Time
 }
 
-// written is a stored user and the stream sequence of its event.
-type written struct {
-	User contract.User
-	Seq  uint64
-}
-
 func (s *store) get(ctx context.Context, id string) (eventstore.Record[contract.User], error) {
 	rec, err := s.es.Get(ctx, id)
 	if errors.Is(err, eventstore.ErrNotFound) {
@@ -94,23 +88,23 @@ func (s *store) get(ctx context.Context, id string) (eventstore.Record[contract.
 	return rec, err
 }
 
-func (s *store) create(ctx context.Context, in NewUser, idem *eventstore.Idempotency) (written, error) {
+func (s *store) create(ctx context.Context, in NewUser, idem *eventstore.Idempotency) (contract.User, error) {
 	now := s.now().UTC()
 	u := contract.User{
 		ID: ulid.Make().String(), Name: strings.TrimSpace(in.Name), Email: strings.TrimSpace(in.Email),
 		Age: in.Age, Version: 1, CreatedAt: now, UpdatedAt: now,
 	}
 	rec, err := s.es.Create(ctx, u.ID, eventstore.Change[contract.User]{Type: contract.EventCreated, State: u}, idem)
-	return written{rec.State, rec.Seq}, domain(err)
+	return rec.State, domain(err)
 }
 
-func (s *store) update(ctx context.Context, id string, version int64, ch Changes) (written, error) {
+func (s *store) update(ctx context.Context, id string, version int64, ch Changes) (contract.User, error) {
 	cur, err := s.get(ctx, id)
 	if err != nil {
-		return written{}, err
+		return contract.User{}, err
 	}
 	if cur.State.Version != version {
-		return written{}, &eventstore.VersionError{Entity: "user", Got: version, Current: cur.State.Version}
+		return contract.User{}, &eventstore.VersionError{Entity: "user", Got: version, Current: cur.State.Version}
 	}
 	next := cur.State
 	if ch.Name != nil {
@@ -126,29 +120,29 @@ func (s *store) update(ctx context.Context, id string, version int64, ch Changes
 	next.UpdatedAt = s.now().UTC()
 	rec, err := s.es.Append(ctx, cur, eventstore.Change[contract.User]{Type: contract.EventUpdated, State: next})
 	if errors.Is(err, eventstore.ErrStale) {
-		return written{}, &eventstore.VersionError{Entity: "user", Got: version}
+		return contract.User{}, &eventstore.VersionError{Entity: "user", Got: version}
 	}
-	return written{rec.State, rec.Seq}, domain(err)
+	return rec.State, domain(err)
 }
 
 // remove deletes the user, at version when version > 0; the state it was
 // deleted in goes in the event, with the version of the delete.
-func (s *store) remove(ctx context.Context, id string, version int64) (written, error) {
+func (s *store) remove(ctx context.Context, id string, version int64) (contract.User, error) {
 	cur, err := s.get(ctx, id)
 	if err != nil {
-		return written{}, err
+		return contract.User{}, err
 	}
 	if version > 0 && cur.State.Version != version {
-		return written{}, &eventstore.VersionError{Entity: "user", Got: version, Current: cur.State.Version}
+		return contract.User{}, &eventstore.VersionError{Entity: "user", Got: version, Current: cur.State.Version}
 	}
 	gone := cur.State
 	gone.Version++
 	gone.UpdatedAt = s.now().UTC()
 	rec, err := s.es.Append(ctx, cur, eventstore.Change[contract.User]{Type: contract.EventDeleted, State: gone})
 	if errors.Is(err, eventstore.ErrStale) {
-		return written{}, &eventstore.VersionError{Entity: "user", Got: version}
+		return contract.User{}, &eventstore.VersionError{Entity: "user", Got: version}
 	}
-	return written{gone, rec.Seq}, domain(err)
+	return rec.State, domain(err)
 }
 
 func (s *store) list(ctx context.Context, after string, limit, maxBytes int) ([]contract.User, string, error) {

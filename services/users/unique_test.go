@@ -14,10 +14,10 @@ import (
 	"github.com/devloop/switchboard/wire"
 )
 
-// Email uniqueness is written atomically with the user's event (one
-// JetStream batch): there is no reservation that can be left over, no
+// Email uniqueness is a claim plus the user's state, with fences (see
+// eventstore/write.go): a claim left over holds nothing, and there is no
 // grace period and no clock in it. These tests are the regressions of the
-// races the earlier two-step design had (docs/guarantees.md).
+// races the earlier reservation design had (docs/guarantees.md).
 
 // Two replicas, one of them with a clock 90 s ahead, race creates with the
 // same email: exactly one of each pair wins.

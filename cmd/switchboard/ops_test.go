@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/devloop/switchboard/embedded/embeddedtest"
+	"github.com/devloop/switchboard/internal/testkit"
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/services/users"
+	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/wire"
+)
+
+// hangingService is a service whose readiness check never answers on its
+// own; it records the deadline it was given.
+type hangingService struct{ deadline chan time.Time }
+
+func (h hangingService) Name() string                   { return "hanging" }
+func (h hangingService) Err() error                     { return nil }
+func (h hangingService) Stop(ctx context.Context) error { return nil }
+func (h hangingService) Ready(ctx context.Context) error {
+	d, _ := ctx.Deadline()
+	h.deadline <- d
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A check that does not answer is bounded by readyBudget, whatever the
+// probe's own timeout, and /readyz says why it is unready.
+func TestReadyzBoundsEachCheck(t *testing.T) {
+	srv := embeddedtest.Start(t, t.TempDir())
+	nc := embeddedtest.Connect(t, srv, "ops")
+	h := hangingService{deadline: make(chan time.Time, 2)}
+	hs := httptest.NewServer(opsHandler(nc, nil, func() []service { return []service{h, h} }))
+	t.Cleanup(hs.Close)
+	start := time.Now()
+	code, body, err := getJSON(t.Context(), hs.URL+"/readyz")
+	if err != nil || code != 503 {
+		t.Fatalf("GET /readyz = %d %v %v, want 503", code, body, err)
+	}
+	for range 2 {
+		d := <-h.deadline
+		if d.IsZero() || d.After(start.Add(readyBudget+100*time.Millisecond)) {
+			t.Fatalf("a check was given deadline %v, %v after the request: want at most the %v budget", d, d.Sub(start), readyBudget)
+		}
+	}
+	if reasons := fmt.Sprint(body["reasons"]); !strings.Contains(reasons, "no answer within") {
+		t.Fatalf("reasons %s: want them to say the check did not answer", reasons)
+	}
+}
+
+// Without stream quorum, users answers 503 or 504 (retry later), never
+// 500; /readyz says unavailable at once, naming the stream; once the
+// nodes are back, both recover on their own.
+func TestQuorumLossIsUnavailableNotAnError(t *testing.T) {
+	cl := embeddedtest.StartCluster(t, 3)
+	js, err := jetstream.New(cl.Connect("setup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := users.Entity().Stream
+	cfg.Replicas = 3
+	if _, err := messaging.EnsureStream(t.Context(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	svcConn := cl.Connect("users")
+	svc, err := users.Start(context.Background(), svcConn, users.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	hs := httptest.NewServer(opsHandler(svcConn, nil, func() []service { return []service{svc} }))
+	t.Cleanup(hs.Close)
+	c, err := messaging.NewClient(cl.Connect("client"), messaging.WithTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	u, err := contract.CreateUser(ctx, c, contract.CreateRequest{Name: "Ada", Email: "ada@example.com", Age: ptr(36)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body, err := getJSON(ctx, hs.URL+"/readyz"); err != nil || code != 200 {
+		t.Fatalf("/readyz before = %d %v %v", code, body, err)
+	}
+
+	survivor := cl.StreamLeader(contract.Stream)
+	for i := range cl.Size() {
+		if i != survivor {
+			cl.Stop(i)
+		}
+	}
+	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if svcConn.Status() != nats.CONNECTED {
+			return errors.New("users not reconnected to the surviving node")
+		}
+		return nil
+	})
+	start := time.Now()
+	code, body, err := getJSON(ctx, hs.URL+"/readyz")
+	t.Logf("/readyz without quorum answered in %v: %d %v", time.Since(start), code, body)
+	if err != nil || code != 503 || !strings.Contains(fmt.Sprint(body["reasons"]), "stream USERS") {
+		t.Fatalf("/readyz without quorum = %d %v %v, want 503 naming stream USERS", code, body, err)
+	}
+	// A read may still be answered by the old leader (no other node can
+	// have taken writes); a write cannot be stored. Neither is a 500.
+	_, err = contract.GetUser(ctx, c, contract.GetRequest{ID: u.ID})
+	if code := wire.CodeOf(err); code != 0 && code != wire.CodeUnavailable && code != wire.CodeDeadlineExceeded {
+		t.Fatalf("a read without quorum: %v (code %d), want success, 503 or 504", err, code)
+	}
+	_, err = contract.CreateUser(ctx, c, contract.CreateRequest{Name: "Grace", Email: "grace@example.com", Age: ptr(85)})
+	if code := wire.CodeOf(err); code != wire.CodeUnavailable && code != wire.CodeDeadlineExceeded {
+		t.Fatalf("a write without quorum: %v (code %d), want 503 or 504", err, code)
+	}
+
+	for i := range cl.Size() {
+		if i != survivor {
+			cl.Start(i)
+		}
+	}
+	testkit.Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
+		if code, body, err := getJSON(ctx, hs.URL+"/readyz"); err != nil || code != 200 {
+			return fmt.Errorf("/readyz = %d %v %v", code, body, err)
+		}
+		got, err := contract.GetUser(ctx, c, contract.GetRequest{ID: u.ID})
+		if err != nil || got.Email != u.Email {
+			return fmt.Errorf("get after recovery: %+v, %v", got, err)
+		}
+		return nil
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
