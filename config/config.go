@@ -39,6 +39,7 @@ type Config struct {
 	Postgres      Postgres
 	Projector     Projector
 	Gateway       Gateway
+	Streams       Streams
 
 	// DataDir holds persistent state, such as the embedded server's
 	// JetStream store.
@@ -94,6 +95,28 @@ type Cache struct {
 	Budget time.Duration
 	// Entries bounds each in-process cache; 0 turns them off.
 	Entries int
+}
+
+// Streams says how the streams and buckets the services declare are
+// replicated on a NATS cluster.
+type Streams struct {
+	// Replicas of each stream and bucket (1–5); a stream an operator
+	// gave more keeps them.
+	Replicas int
+	// PlacementTags, separated by commas, place them on servers with all
+	// of these tags; "" for any server.
+	PlacementTags string
+}
+
+// Tags returns PlacementTags as a list.
+func (s Streams) Tags() []string {
+	var tags []string
+	for t := range strings.SplitSeq(s.PlacementTags, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			tags = append(tags, t)
+		}
+	}
+	return tags
 }
 
 // Notifications configures the notifications service.

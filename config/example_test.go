@@ -81,6 +81,8 @@ func ExampleConfig_Describe() {
 	// cache-ttl                 = 5m                                    (default)
 	// cache-budget              = 50ms                                  (default)
 	// cache-entries             = 50000                                 (default)
+	// stream-replicas           = 1                                     (default)
+	// stream-placement-tags     =                                       (default)
 	// postgres-url              =                                       (default)
 	// postgres-pool-size        = 0                                     (default)
 	// projector-batch-size      = 200                                   (default)

@@ -197,6 +197,20 @@ func settings() []setting {
 			value:   integer(func(c *Config) *int { return &c.Cache.Entries }, 0, 100_000_000),
 		},
 		{
+			name: "stream-replicas", arg: "int",
+			def:     "1",
+			help:    "replicas of every stream and bucket the services declare; 3 on a 3-node cluster (a stream an operator gave more keeps them)",
+			allowed: "integer 1–5",
+			value:   integer(func(c *Config) *int { return &c.Streams.Replicas }, 1, 5),
+		},
+		{
+			name: "stream-placement-tags", arg: "list",
+			example: "region:eu-west",
+			help:    "server tags, separated by commas, that every stream and bucket is placed on; empty for any server",
+			allowed: "empty, or tags separated by commas",
+			value:   str(func(c *Config) *string { return &c.Streams.PlacementTags }, nil),
+		},
+		{
 			name: "postgres-url", arg: "url", url: true,
 			example: "postgres://switchboard:secret@127.0.0.1:5432/switchboard",
 			help:    "PostgreSQL URL of the projector's query tables; empty: no projector (dev runs it only when set)",

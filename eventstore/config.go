@@ -128,6 +128,9 @@ type Config[T any] struct {
 	// one, and the shared one when Cache.Backend is set, whose
 	// invalidator is the durable consumer "<stream, lower case>-cache".
 	Cache cache.Config
+	// Replication is applied to the stream where Stream says nothing
+	// (its replicas and placement).
+	Replication messaging.Replication
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Now is the clock of event times; nil means time.Now.
@@ -166,7 +169,7 @@ func (c *Config[T]) streamConfig() jetstream.StreamConfig {
 	}
 	s.AllowMsgTTL = true
 	s.AllowDirect = true
-	return s
+	return c.Replication.Stream(s)
 }
 
 // Subjects of the store's own messages.

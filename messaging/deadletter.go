@@ -66,6 +66,18 @@ func DeadLetterStreamConfig(name string) jetstream.StreamConfig {
 	}
 }
 
+// EnsureDeadLetterStream declares the dead-letter stream name with r
+// applied, as EnsureStream declares others. Consumers create it on their
+// own when it is missing, with one replica; a process that runs them
+// against a cluster declares it first (switchboard does, with
+// --stream-replicas).
+func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name string, r Replication) error {
+	if name == "" {
+		name = DefaultDeadLetterStream
+	}
+	return createStreamIfMissing(ctx, js, r.Stream(DeadLetterStreamConfig(name)))
+}
+
 // deadLetterMsg is the dead letter of d, which failed with herr.
 func deadLetterMsg(d *Delivery, durable, reason string, herr error) *nats.Msg {
 	h := nats.Header{}
@@ -293,10 +305,14 @@ func (d *DeadLetters) ReplayAll(ctx context.Context, q DeadLetterQuery, resubmit
 }
 
 // createStreamIfMissing creates the stream cfg describes unless it exists;
-// an existing one is left exactly as it is.
+// an existing one is left as it is, but for its replicas, raised to
+// cfg.Replicas when it has fewer.
 func createStreamIfMissing(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
 	_, err := js.Stream(ctx, cfg.Name)
 	if err == nil {
+		if err := raiseReplicas(ctx, js, cfg.Name, cfg.Replicas); err != nil {
+			return fmt.Errorf("declare stream %s: %w", cfg.Name, err)
+		}
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {

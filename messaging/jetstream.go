@@ -8,12 +8,49 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// Replication is how many copies of each stream and bucket the services
+// create, and where the cluster places them. Every stream and bucket
+// Switchboard declares (EnsureStream, EnsureKeyValue, the dead-letter
+// stream) gets it; the zero value means one replica and no placement.
+type Replication struct {
+	// Replicas of each stream and bucket, 1 to 5; 0 means 1. A stream an
+	// operator gave more replicas keeps them.
+	Replicas int
+	// Tags place the streams on servers with all of these tags (e.g. a
+	// region); none means any server.
+	Tags []string
+}
+
+// Stream returns cfg with r applied where cfg says nothing: its replicas
+// when cfg.Replicas is 0, its tags when cfg has no placement.
+func (r Replication) Stream(cfg jetstream.StreamConfig) jetstream.StreamConfig {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = max(r.Replicas, 1)
+	}
+	if cfg.Placement == nil && len(r.Tags) > 0 {
+		cfg.Placement = &jetstream.Placement{Tags: append([]string(nil), r.Tags...)}
+	}
+	return cfg
+}
+
+// KeyValue returns cfg with r applied where cfg says nothing.
+func (r Replication) KeyValue(cfg jetstream.KeyValueConfig) jetstream.KeyValueConfig {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = max(r.Replicas, 1)
+	}
+	if cfg.Placement == nil && len(r.Tags) > 0 {
+		cfg.Placement = &jetstream.Placement{Tags: append([]string(nil), r.Tags...)}
+	}
+	return cfg
+}
+
 // EnsureStream declares a stream from code, so every replica can call it at
 // start-up: it creates the stream when it is missing and otherwise updates
-// it to cfg. Replicas and placement that cfg leaves zero keep the values the
-// stream has on the server, so an operator's `nats stream edit --replicas 3`
-// survives restarts. Changes the server cannot make (a different storage
-// type, say) are errors naming the stream.
+// it to cfg. An existing stream keeps its replicas when it has more than
+// cfg asks for (an operator's `nats stream edit --replicas 5` survives
+// restarts), and its placement when cfg names none. Changes the server
+// cannot make (a different storage type, say) are errors naming the
+// stream.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	existing, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -32,9 +69,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		return nil, fmt.Errorf("declare stream %s: %w", cfg.Name, err)
 	}
 	current := existing.CachedInfo().Config
-	if cfg.Replicas == 0 {
-		cfg.Replicas = current.Replicas
-	}
+	cfg.Replicas = max(cfg.Replicas, current.Replicas)
 	if cfg.Placement == nil {
 		cfg.Placement = current.Placement
 	}
@@ -46,17 +81,35 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 }
 
 // EnsureKeyValue declares a key-value bucket from code: it creates the
-// bucket when it is missing and leaves an existing one as it is (an
-// operator may have changed its replicas or limits).
+// bucket when it is missing, and otherwise leaves it as it is (an operator
+// may have changed its limits) but for its replicas, which are raised to
+// cfg.Replicas when the bucket has fewer.
 func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
+		if err = raiseReplicas(ctx, js, "KV_"+cfg.Bucket, cfg.Replicas); err == nil {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("declare key-value bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// raiseReplicas gives the stream name at least replicas replicas.
+func raiseReplicas(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return err
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Replicas >= replicas {
+		return nil
+	}
+	cfg.Replicas = replicas
+	_, err = js.UpdateStream(ctx, cfg)
+	return err
 }
 
 // ErrNoQuorum says that a replicated stream has no leader, or that too

@@ -2,11 +2,13 @@ package messaging_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/messaging"
 )
 
@@ -65,5 +67,79 @@ func TestEnsureKeyValueLeavesExistingBucket(t *testing.T) {
 	}
 	if e, err := again.Get(ctx, "a"); err != nil || string(e.Value()) != "1" {
 		t.Fatalf("data lost: %v %v", e, err)
+	}
+}
+
+// Replication reaches every stream and bucket on a cluster, and never
+// lowers what an operator raised.
+func TestReplicationOnACluster(t *testing.T) {
+	cl := embeddedtest.StartCluster(t, 3)
+	js, err := jetstream.New(cl.Connect("setup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	r3 := messaging.Replication{Replicas: 3}
+	replicas := func(name string) int {
+		t.Helper()
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config.Replicas
+	}
+
+	// Created with the setting.
+	if _, err := messaging.EnsureStream(ctx, js, r3.Stream(jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := messaging.EnsureKeyValue(ctx, js, r3.KeyValue(jetstream.KeyValueConfig{Bucket: "THINGS"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := messaging.EnsureDeadLetterStream(ctx, js, "", r3); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"EVENTS", "KV_THINGS", messaging.DefaultDeadLetterStream} {
+		if n := replicas(name); n != 3 {
+			t.Errorf("%s has %d replicas, want 3", name, n)
+		}
+	}
+
+	// Declared again with fewer (an older deployment's setting): kept.
+	r1 := messaging.Replication{Replicas: 1}
+	if _, err := messaging.EnsureStream(ctx, js, r1.Stream(jetstream.StreamConfig{Name: "EVENTS", Subjects: []string{"events.>"}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := messaging.EnsureDeadLetterStream(ctx, js, "", r1); err != nil {
+		t.Fatal(err)
+	}
+	if n := replicas("EVENTS"); n != 3 {
+		t.Errorf("EVENTS dropped to %d replicas, want the 3 it had", n)
+	}
+
+	// A bucket made with one replica is raised by a later setting.
+	if _, err := messaging.EnsureKeyValue(ctx, js, r1.KeyValue(jetstream.KeyValueConfig{Bucket: "OLD"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := messaging.EnsureKeyValue(ctx, js, r3.KeyValue(jetstream.KeyValueConfig{Bucket: "OLD"})); err != nil {
+		t.Fatal(err)
+	}
+	if n := replicas("KV_OLD"); n != 3 {
+		t.Errorf("KV_OLD has %d replicas after a setting of 3, want 3", n)
+	}
+}
+
+func TestReplicationFillsOnlyWhatTheConfigLeavesOpen(t *testing.T) {
+	r := messaging.Replication{Replicas: 3, Tags: []string{"region:eu"}}
+	got := r.Stream(jetstream.StreamConfig{Name: "A"})
+	if got.Replicas != 3 || got.Placement == nil || !slices.Equal(got.Placement.Tags, []string{"region:eu"}) {
+		t.Errorf("Stream = replicas %d placement %+v, want 3 and region:eu", got.Replicas, got.Placement)
+	}
+	own := r.Stream(jetstream.StreamConfig{Name: "B", Replicas: 5, Placement: &jetstream.Placement{Cluster: "c2"}})
+	if own.Replicas != 5 || own.Placement.Cluster != "c2" || own.Placement.Tags != nil {
+		t.Errorf("Stream overrode the config's own replicas or placement: %+v", own)
+	}
+	if zero := (messaging.Replication{}).KeyValue(jetstream.KeyValueConfig{Bucket: "C"}); zero.Replicas != 1 || zero.Placement != nil {
+		t.Errorf("zero Replication = %+v, want one replica and no placement", zero)
 	}
 }

@@ -109,6 +109,10 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 		sd.Push("cache", func(context.Context) error { return backend.Close() })
 	}
 
+	if err := declareShared(ctx, nc, cfg); err != nil {
+		return err
+	}
+
 	// Services.
 	var running []service
 	for _, name := range names {
@@ -137,6 +141,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	sd.Push("ops http", hs.Shutdown)
 	opsURL := "http://" + ln.Addr().String()
 
+	checkDeployment(nc, cfg, m, logger)
 	fmt.Fprintf(stdout, "switchboard %s is ready\n", m)
 	fmt.Fprintf(stdout, "  NATS URL:  %s   (try: nats --server %s micro ls)\n", natsURL, natsURL)
 	fmt.Fprintf(stdout, "  ops HTTP:  %s   (/healthz, /readyz)\n", opsURL)

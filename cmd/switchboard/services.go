@@ -60,6 +60,9 @@ func (d deps) cacheConfig() cache.Config {
 	return cache.Config{Backend: d.cache, TTL: d.cfg.Cache.TTL, Budget: d.cfg.Cache.Budget, LocalEntries: entries}
 }
 
+// replication is how every service replicates its streams and buckets.
+func (d deps) replication() messaging.Replication { return replication(d.cfg) }
+
 // limits are every service's endpoint limits.
 func (d deps) limits() messaging.Limits {
 	return messaging.Limits{Timeout: d.cfg.RequestTimeout}
@@ -77,10 +80,10 @@ func registry() []struct {
 		start starter
 	}{
 		{"users", func(ctx context.Context, d deps) (service, error) {
-			return users.Start(ctx, d.nc, users.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits()})
+			return users.Start(ctx, d.nc, users.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits(), Replication: d.replication()})
 		}},
 		{"orders", func(ctx context.Context, d deps) (service, error) {
-			return orders.Start(ctx, d.nc, orders.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits()})
+			return orders.Start(ctx, d.nc, orders.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits(), Replication: d.replication()})
 		}},
 		{"notifications", func(ctx context.Context, d deps) (service, error) {
 			policy := d.cfg.Notifications.PrivateAddresses
@@ -88,6 +91,7 @@ func registry() []struct {
 				Logger:       d.logger,
 				Limits:       d.limits(),
 				Cache:        d.cacheConfig(),
+				Replication:  d.replication(),
 				WebhooksFile: d.cfg.Notifications.WebhooksFile,
 				AllowPrivate: policy == "allow" || policy == "auto" && d.dev,
 			})

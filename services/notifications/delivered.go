@@ -26,11 +26,11 @@ type deliveredStore interface {
 
 // openDelivered keeps the marks in the shared cache (Redis) when there is
 // one, else in a key-value bucket.
-func openDelivered(ctx context.Context, js jetstream.JetStream, b cache.Backend) (deliveredStore, error) {
+func openDelivered(ctx context.Context, js jetstream.JetStream, b cache.Backend, r messaging.Replication) (deliveredStore, error) {
 	if b != nil {
 		return cacheDelivered{b: b}, nil
 	}
-	return openKVDelivered(ctx, js)
+	return openKVDelivered(ctx, js, r)
 }
 
 // cacheDelivered keeps the marks in the shared cache backend (Redis). It
@@ -54,13 +54,13 @@ func (c cacheDelivered) mark(ctx context.Context, key string) error {
 // for deployments without a cache.
 type kvDelivered struct{ kv jetstream.KeyValue }
 
-func openKVDelivered(ctx context.Context, js jetstream.JetStream) (kvDelivered, error) {
-	kv, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+func openKVDelivered(ctx context.Context, js jetstream.JetStream, r messaging.Replication) (kvDelivered, error) {
+	kv, err := messaging.EnsureKeyValue(ctx, js, r.KeyValue(jetstream.KeyValueConfig{
 		Bucket:      contract.DeliveredBucket,
 		Description: "Deliveries done, by webhook and event id (hashed), kept for a week.",
 		TTL:         DeliveredTTL,
 		Storage:     jetstream.FileStorage,
-	})
+	}))
 	return kvDelivered{kv: kv}, err
 }
 

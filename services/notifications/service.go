@@ -36,6 +36,9 @@ type Options struct {
 	Cache cache.Config
 	// Limits bound the endpoints (timeout, concurrency, payload).
 	Limits messaging.Limits
+	// Replication is given to the streams and buckets the service
+	// declares.
+	Replication messaging.Replication
 
 	// WebhooksFile is a TOML file of [[webhook]] tables put into the
 	// webhooks bucket at start ("" for none).
@@ -140,19 +143,19 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	if err != nil {
 		return nil, err
 	}
-	if s.tasks, err = messaging.EnsureStream(ctx, js, TasksStreamConfig()); err != nil {
+	if s.tasks, err = messaging.EnsureStream(ctx, js, opts.Replication.Stream(TasksStreamConfig())); err != nil {
 		return nil, err
 	}
-	kv, err := messaging.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
+	kv, err := messaging.EnsureKeyValue(ctx, js, opts.Replication.KeyValue(jetstream.KeyValueConfig{
 		Bucket:      contract.Bucket,
 		Description: "Webhooks by id (with their secrets).",
 		Storage:     jetstream.FileStorage,
 		History:     1,
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
-	delivered, err := openDelivered(ctx, js, opts.Cache.Backend)
+	delivered, err := openDelivered(ctx, js, opts.Cache.Backend, opts.Replication)
 	if err != nil {
 		return nil, err
 	}

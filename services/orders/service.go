@@ -25,6 +25,9 @@ type Options struct {
 	Cache cache.Config
 	// Limits bound the endpoints (timeout, concurrency, payload).
 	Limits messaging.Limits
+	// Replication is given to the streams and buckets the service
+	// declares.
+	Replication messaging.Replication
 	// UsersTimeout bounds each call to users (default DefaultUsersTimeout).
 	UsersTimeout time.Duration
 }
@@ -59,6 +62,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	cfg := entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
+	cfg.Replication = opts.Replication
 	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)

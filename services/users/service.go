@@ -24,6 +24,9 @@ type Options struct {
 	Cache cache.Config
 	// Limits bound the endpoints (timeout, concurrency, payload).
 	Limits messaging.Limits
+	// Replication is given to the streams and buckets the service
+	// declares.
+	Replication messaging.Replication
 }
 
 // Service is a running users service.
@@ -42,6 +45,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 	cfg := Entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
+	cfg.Replication = opts.Replication
 	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
