@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/cache"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Domain errors. Services map them onto wire codes in their endpoint
@@ -128,6 +129,10 @@ type Config[T any] struct {
 	Cache cache.Config
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Telemetry measures the store's publishes, its cache invalidator and
+	// its caches (cache="<stream, lower case>"), and traces the
+	// publishes; nil does neither.
+	Telemetry *telemetry.Telemetry
 	// Now is the clock of event times; nil means time.Now.
 	Now func() time.Time
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Options are the orders service's dependencies, in the shape every
@@ -24,6 +25,9 @@ type Options struct {
 	Cache cache.Config
 	// Limits bound the endpoints (timeout, concurrency, payload).
 	Limits messaging.Limits
+	// Telemetry measures and traces the service (docs/observability.md);
+	// nil does neither.
+	Telemetry *telemetry.Telemetry
 	// UsersTimeout bounds each call to users (default DefaultUsersTimeout).
 	UsersTimeout time.Duration
 }
@@ -51,13 +55,15 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
-	client, err := messaging.NewClient(nc)
+	tel := opts.Telemetry.For(contract.ServiceName)
+	client, err := messaging.NewClient(nc, messaging.WithTelemetry(tel))
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
 	cfg := entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
+	cfg.Telemetry = tel
 	s, err := openStore(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
@@ -69,7 +75,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 			err = fmt.Errorf("orders: %w", err)
 		}
 	}()
-	if svc.consumer, err = consumeUserEvents(ctx, js, s, logger); err != nil {
+	if svc.consumer, err = consumeUserEvents(ctx, js, s, logger, tel); err != nil {
 		return nil, err
 	}
 	svc.svc, err = messaging.NewService(nc, messaging.ServiceConfig{
@@ -77,6 +83,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		Version:     contract.Version,
 		Description: "Orders: place, read, list and cancel; events on orders.events.<id>.<kind>",
 		Logger:      logger,
+		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
 		Consumers:   append([]*messaging.Consumer{svc.consumer}, s.es.Consumers()...),

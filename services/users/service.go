@@ -11,6 +11,7 @@ import (
 	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Options are the users service's dependencies, in the shape every
@@ -23,6 +24,9 @@ type Options struct {
 	Cache cache.Config
 	// Limits bound the endpoints (timeout, concurrency, payload).
 	Limits messaging.Limits
+	// Telemetry measures and traces the service (docs/observability.md);
+	// nil does neither.
+	Telemetry *telemetry.Telemetry
 }
 
 // Service is a running users service.
@@ -38,9 +42,11 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With(slog.String("service", contract.ServiceName))
+	tel := opts.Telemetry.For(contract.ServiceName)
 	cfg := Entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
+	cfg.Telemetry = tel
 	s, err := openStore(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
@@ -50,6 +56,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		Version:     contract.Version,
 		Description: "Users: create, read, update, delete and list; events on users.events.<id>",
 		Logger:      logger,
+		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
 		Consumers:   s.es.Consumers(),
