@@ -144,6 +144,12 @@ func (m *serviceMetrics) endpoint(service, endpoint string) *endpointMetrics {
 	if m == nil {
 		return nil
 	}
+	// Series that start at zero make rate() and increase() see the first
+	// refusal or panic, and dashboards show the endpoint before it has one.
+	for _, reason := range []string{"too_large", "overloaded"} {
+		m.refused.WithLabelValues(service, endpoint, reason)
+	}
+	m.panics.WithLabelValues(service, endpoint)
 	return &endpointMetrics{
 		m: m, service: service, endpoint: endpoint,
 		ok:       m.requests.WithLabelValues(service, endpoint, "200"),
@@ -244,6 +250,9 @@ func newPublishMetrics(t *telemetry.Telemetry) *publishMetrics {
 		return nil
 	}
 	m.resends = resends.WithLabelValues(m.service)
+	for _, reason := range []string{failConflict, failRefused, failUnacknowledged, failCanceled} {
+		m.failures.WithLabelValues(m.service, reason)
+	}
 	return m
 }
 
@@ -301,6 +310,9 @@ func newConsumerMetrics(t *telemetry.Telemetry, stream, consumer string) *consum
 	dead := t.CounterVec(metricConsumerDeadLetters, "Messages dead-lettered, by stream, consumer and reason (permanent, max-deliveries, undecodable).", "stream", "consumer", "reason")
 	if deliveries == nil || redeliveries == nil || acks == nil || retries == nil || duration == nil || dead == nil {
 		return nil
+	}
+	for _, reason := range []string{ReasonPermanent, ReasonMaxDeliveries, ReasonUndecodable} {
+		dead.WithLabelValues(stream, consumer, reason)
 	}
 	return &consumerMetrics{
 		deliveries:   deliveries.WithLabelValues(stream, consumer),

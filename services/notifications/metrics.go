@@ -40,6 +40,11 @@ func newWebhookMetrics(t *telemetry.Telemetry) *webhookMetrics {
 	if m.attempts == nil || m.latency == nil {
 		return nil
 	}
+	for _, o := range []string{outcomeDelivered, outcomeRetry, outcomeFailed} {
+		m.attempts.WithLabelValues(o)
+		m.latency.WithLabelValues(o)
+	}
+	m.attempts.WithLabelValues(outcomeSkipped)
 	return m
 }
 
