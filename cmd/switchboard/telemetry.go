@@ -34,6 +34,9 @@ func newTelemetry(ctx context.Context, cfg config.Config, m mode, names []string
 		}
 		sd.Push("tracing", tp.Shutdown)
 		o.TracerProvider = tp
+		if v := getenv("OTEL_SERVICE_NAME"); v != "" {
+			name = v
+		}
 		logger.Info("tracing: exporting spans with OTLP", slog.String("service_name", name),
 			slog.String("endpoint", firstSet(getenv, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")),
 			slog.String("protocol", firstSet(getenv, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")))
