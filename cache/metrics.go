@@ -61,8 +61,8 @@ type reportCollector struct {
 	lookups, errors, skipped, breakerOpen, readable, entries, invalidations *prometheus.Desc
 }
 
-// Describe sends nothing: the collector is unchecked, so that every cache
-// of a process adds its own series to the same families.
+// Describe sends nothing: every cache of a process adds its own series to
+// the same families (see telemetry.Telemetry.Register).
 func (c *reportCollector) Describe(chan<- *prometheus.Desc) {}
 
 // Collect reads the report.

@@ -337,9 +337,9 @@ func (m *consumerMetrics) handled(n int, redelivered int, took time.Duration) {
 
 // consumerCollector reads a consumer's server-side figures when scraped:
 // what JetStream has not delivered yet (the lag), what waits for an ack,
-// and what this process is handling. It is unchecked (Describe sends
-// nothing): every consumer of a process adds its own series to the same
-// families.
+// and what this process is handling. Every consumer of a process adds its
+// own series to the same families (telemetry.Telemetry.Register), and
+// removes them when it stops.
 type consumerCollector struct {
 	c                                          *Consumer
 	pending, ackPending, redelivered, inFlight *prometheus.Desc

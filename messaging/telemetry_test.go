@@ -222,7 +222,7 @@ func TestTelemetryEvents(t *testing.T) {
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	handled := make(chan trace.SpanContext, 4)
 	gate := make(chan struct{})
-	consume(t, js, messaging.ConsumerConfig{Durable: "traced", Telemetry: rec.Telemetry, Logger: logger, Workers: 1, Prefetch: 1}, func(ctx context.Context, ev messaging.Event[thing]) error {
+	traced := consume(t, js, messaging.ConsumerConfig{Durable: "traced", Telemetry: rec.Telemetry, Logger: logger, Workers: 1, Prefetch: 1}, func(ctx context.Context, ev messaging.Event[thing]) error {
 		if ev.Data.N == 1 {
 			messaging.LoggerFrom(ctx).Info("inside handler")
 			handled <- trace.SpanContextFromContext(ctx)
@@ -299,4 +299,13 @@ func TestTelemetryEvents(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A stopped consumer no longer reports its lag; its counters stay.
+	if err := traced.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rec.Value("switchboard_consumer_pending_messages", "consumer", "traced"); err == nil {
+		t.Error("a stopped consumer still reports its pending messages")
+	}
+	wantValue(t, rec, 3, "switchboard_consumer_acks_total", "stream", "EVENTS", "consumer", "traced")
 }

@@ -44,9 +44,10 @@ type Telemetry struct {
 // families memoizes the metric families made through a Telemetry and its
 // copies, so that each is registered once.
 type families struct {
-	mu     sync.Mutex
-	byName map[string]family
-	errs   []error
+	mu      sync.Mutex
+	byName  map[string]family
+	dynamic *dynamic // the collectors Register added; nil until the first
+	errs    []error
 }
 
 type family struct {
@@ -184,22 +185,69 @@ func (t *Telemetry) family(kind, name string, labels []string, mk func() prometh
 	return c
 }
 
-// Register registers c, a collector that reads its values when scraped
-// (a consumer's pending messages, a cache's counters), and returns what
-// unregisters it. With metrics off it does nothing. c should be unchecked
-// (its Describe sends nothing), so that many collectors, one per part,
-// may contribute to one family.
+// Register adds c, a collector that reads its values when scraped (a
+// consumer's pending messages, a cache's counters), to what the registry
+// collects, and returns what removes it; with metrics off it does
+// nothing. Many such collectors, one per part, may add series to the same
+// families, as long as no two send the same series: their Describe is not
+// consulted, and they can come and go (a consumer that stops removes its
+// own).
 func (t *Telemetry) Register(c prometheus.Collector) (unregister func()) {
 	if !t.Metrics() {
 		return func() {}
 	}
-	if err := t.reg.Register(c); err != nil {
-		t.m.mu.Lock()
-		t.m.errs = append(t.m.errs, fmt.Errorf("telemetry: register collector: %w", err))
-		t.m.mu.Unlock()
-		return func() {}
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	if t.m.dynamic == nil {
+		d := &dynamic{members: map[*member]struct{}{}}
+		if err := t.reg.Register(d); err != nil {
+			t.m.errs = append(t.m.errs, fmt.Errorf("telemetry: register collectors: %w", err))
+			return func() {}
+		}
+		t.m.dynamic = d
 	}
-	return func() { t.reg.Unregister(c) }
+	return t.m.dynamic.add(c)
+}
+
+// dynamic is one unchecked collector, registered once, over collectors
+// that come and go: an unchecked collector cannot be unregistered from a
+// prometheus.Registry, so the set is what changes.
+type dynamic struct {
+	mu      sync.Mutex
+	members map[*member]struct{}
+}
+
+type member struct{ c prometheus.Collector }
+
+func (d *dynamic) add(c prometheus.Collector) func() {
+	m := &member{c: c}
+	d.mu.Lock()
+	d.members[m] = struct{}{}
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		delete(d.members, m)
+		d.mu.Unlock()
+	}
+}
+
+// Describe sends nothing: the collector is unchecked.
+func (d *dynamic) Describe(chan<- *prometheus.Desc) {}
+
+// Collect collects every member side by side: some ask a server (a
+// consumer's info), and one slow answer should not add up with the others.
+func (d *dynamic) Collect(ch chan<- prometheus.Metric) {
+	d.mu.Lock()
+	members := make([]prometheus.Collector, 0, len(d.members))
+	for m := range d.members {
+		members = append(members, m.c)
+	}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range members {
+		wg.Go(func() { c.Collect(ch) })
+	}
+	wg.Wait()
 }
 
 // Err returns what went wrong registering metrics, if anything: a family
