@@ -309,3 +309,68 @@ func TestTelemetryEvents(t *testing.T) {
 	}
 	wantValue(t, rec, 3, "switchboard_consumer_acks_total", "stream", "EVENTS", "consumer", "traced")
 }
+
+// TestTelemetryBatches: a batch of ConsumeBatches is a root span linking
+// the trace of each of its messages, and its messages are counted.
+func TestTelemetryBatches(t *testing.T) {
+	srv := startServer(t)
+	nc := connect(t, srv)
+	js := eventsStream(t, nc)
+	rec := telemetrytest.New(t, true)
+	pub, err := messaging.NewPublisher(nc, messaging.WithPublishTelemetry(rec.Telemetry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, parent := remoteParent(t)
+	for i := range 3 {
+		if _, err := pub.Publish(ctx, messaging.OutEvent{Subject: "events.thing", Type: "thing.made", Data: thing{N: i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan int, 3)
+	c, err := messaging.ConsumeBatches(t.Context(), js, messaging.ConsumerConfig{Stream: "EVENTS", Durable: "batches", Telemetry: rec.Telemetry},
+		func(_ context.Context, ds []*messaging.Delivery) error {
+			got <- len(ds)
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	n := 0
+	for n < 3 {
+		select {
+		case k := <-got:
+			n += k
+		case <-time.After(10 * time.Second):
+			t.Fatalf("handled %d of 3", n)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, 10*time.Millisecond, func() error {
+		links := 0
+		for _, s := range rec.Spans() {
+			if s.Name() != "process batch batches" {
+				continue
+			}
+			if s.Parent().IsValid() {
+				return fmt.Errorf("batch span has parent %v, want a root", s.Parent())
+			}
+			for _, l := range s.Links() {
+				if l.SpanContext.TraceID() != parent.TraceID() {
+					return fmt.Errorf("link to trace %v, want the publishes' %v", l.SpanContext.TraceID(), parent.TraceID())
+				}
+				links++
+			}
+		}
+		if links != 3 {
+			return fmt.Errorf("%d links from batch spans, want one per message (3); spans %v", links, rec.SpanNames())
+		}
+		if v, err := rec.Value("switchboard_consumer_deliveries_total", "consumer", "batches"); err != nil || v != 3 {
+			return fmt.Errorf("deliveries = %v (%v), want 3", v, err)
+		}
+		if v, err := rec.Value("switchboard_consumer_acks_total", "consumer", "batches"); err != nil || v != 3 {
+			return fmt.Errorf("acks = %v (%v), want 3", v, err)
+		}
+		return nil
+	})
+}
