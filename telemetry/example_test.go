@@ -54,10 +54,14 @@ func Example() {
 	for _, f := range families {
 		if f.GetName() == "switchboard_requests_total" {
 			for _, m := range f.GetMetric() {
-				fmt.Println(f.GetName(), m.GetLabel(), m.GetCounter().GetValue())
+				labels := ""
+				for _, l := range m.GetLabel() {
+					labels += " " + l.GetName() + "=" + l.GetValue()
+				}
+				fmt.Printf("%s%s: %v\n", f.GetName(), labels, m.GetCounter().GetValue())
 			}
 		}
 	}
 	// Output:
-	// switchboard_requests_total [name:"code" value:"200" name:"endpoint" value:"hello" name:"service" value:"greeter"] 1
+	// switchboard_requests_total code=200 endpoint=hello service=greeter: 1
 }
