@@ -68,6 +68,8 @@ type Stats struct {
 	Loads        uint64 `json:"loads"`
 	Errors       uint64 `json:"errors"`
 	Skipped      uint64 `json:"skipped"` // reads not made: breaker open or gate closed
+	// BreakerOpen is true while the breaker keeps calls off the backend.
+	BreakerOpen bool `json:"breaker_open"`
 }
 
 // HitRatio is (hits + negative hits) / lookups.
@@ -359,9 +361,13 @@ func (a *Aside[T]) Health(ctx context.Context) error {
 
 // Stats returns the counters.
 func (a *Aside[T]) Stats() Stats {
+	a.mu.Lock()
+	open := a.failures >= DefaultBreakerFailures && time.Now().Before(a.openUntil)
+	a.mu.Unlock()
 	return Stats{
 		Hits: a.hits.Load(), NegativeHits: a.negHits.Load(), Misses: a.misses.Load(),
 		Loads: a.loads.Load(), Errors: a.errs.Load(), Skipped: a.skipped.Load(),
+		BreakerOpen: open,
 	}
 }
 

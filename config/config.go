@@ -40,6 +40,7 @@ type Config struct {
 	Projector     Projector
 	Gateway       Gateway
 	Streams       Streams
+	Observability Observability
 
 	// DataDir holds persistent state, such as the embedded server's
 	// JetStream store.
@@ -200,6 +201,22 @@ func splitList(s string) []string {
 	}
 	return out
 }
+
+// Observability configures traces and profiling; metrics are always
+// served, on the ops HTTP server's /metrics.
+type Observability struct {
+	// Tracing is "off" or "otlp": export spans with OTLP, configured by
+	// the OTEL_* environment variables.
+	Tracing string
+	// PProf is "on" to serve net/http/pprof on the ops HTTP server.
+	PProf string
+}
+
+// TracingOn reports whether traces are exported.
+func (o Observability) TracingOn() bool { return o.Tracing == "otlp" }
+
+// PProfOn reports whether the profiling endpoints are served.
+func (o Observability) PProfOn() bool { return o.PProf == "on" }
 
 // Log configures the logger.
 type Log struct {

@@ -73,6 +73,8 @@ func ExampleConfig_Describe() {
 	// http-listen               = 127.0.0.1:8080                        (default)
 	// log-level                 = info                                  (default)
 	// log-format                = json                                  (flag --log-format)
+	// tracing                   = off                                   (default)
+	// pprof                     = off                                   (default)
 	// request-timeout           = 5s                                    (default)
 	// shutdown-timeout          = 15s                                   (default)
 	// redis-url                 = redis://:xxxxx@cache:6379/0           (env SWITCHBOARD_REDIS_URL)

@@ -141,6 +141,20 @@ func settings() []setting {
 			value:   str(func(c *Config) *string { return &c.Log.Format }, oneOf("text", "json")),
 		},
 		{
+			name: "tracing", arg: "exporter",
+			def:     "off",
+			help:    "export traces: otlp sends them with OTLP, configured by the standard OTEL_EXPORTER_OTLP_* variables (see docs/observability.md)",
+			allowed: "off, otlp",
+			value:   str(func(c *Config) *string { return &c.Observability.Tracing }, oneOf("off", "otlp")),
+		},
+		{
+			name: "pprof", arg: "mode",
+			def:     "off",
+			help:    "serve net/http/pprof under /debug/pprof/ on the ops HTTP server",
+			allowed: "off, on",
+			value:   str(func(c *Config) *string { return &c.Observability.PProf }, oneOf("off", "on")),
+		},
+		{
 			name: "request-timeout", arg: "duration",
 			def:     "5s",
 			help:    "timeout of a request whose context has no deadline",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/telemetry"
 	"github.com/devloop/switchboard/wire"
 )
 
@@ -133,6 +134,10 @@ type Config[T any] struct {
 	Replication messaging.Replication
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Telemetry measures the store's publishes, its cache invalidator and
+	// its caches (cache="<stream, lower case>"), and traces the
+	// publishes; nil does neither.
+	Telemetry *telemetry.Telemetry
 	// Now is the clock of event times; nil means time.Now.
 	Now func() time.Time
 }

@@ -86,6 +86,7 @@ func (s *Store[T]) startCaches(ctx, bg context.Context, nc *nats.Conn) error {
 		RetryBase:      50 * time.Millisecond,
 		RetryMax:       time.Second,
 		Logger:         s.logger,
+		Telemetry:      s.cfg.Telemetry,
 	}, func(ctx context.Context, d *messaging.Delivery) error {
 		id := s.cfg.IDOf(d.Subject)
 		if id == "" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,8 @@ type Store[T any] struct {
 	inval  *messaging.Consumer     // keeps shared current
 	gate   *gate                   // opens shared reads once inval caught up
 	stop   context.CancelFunc
+	// unregister removes the caches' metrics.
+	unregister func()
 }
 
 // Open declares the stream (idempotently; replicas and placement an
@@ -50,7 +53,7 @@ func Open[T any](ctx context.Context, nc *nats.Conn, cfg Config[T]) (*Store[T], 
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: %w", err)
 	}
-	pub, err := messaging.NewPublisher(nc)
+	pub, err := messaging.NewPublisher(nc, messaging.WithPublishTelemetry(cfg.Telemetry))
 	if err != nil {
 		return nil, err
 	}
@@ -68,11 +71,18 @@ func Open[T any](ctx context.Context, nc *nats.Conn, cfg Config[T]) (*Store[T], 
 		s.Close()
 		return nil, err
 	}
+	s.unregister = cache.RegisterReport(cfg.Telemetry, strings.ToLower(cfg.Stream.Name), func() cache.Report {
+		st := s.CacheStats()
+		return cache.Report{Local: st.Local, Shared: st.Shared, SharedReadable: st.SharedOpen}
+	})
 	return s, nil
 }
 
 // Close stops the feed and the invalidator.
 func (s *Store[T]) Close() {
+	if s.unregister != nil {
+		s.unregister()
+	}
 	if s.stop != nil {
 		s.stop()
 	}

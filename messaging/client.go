@@ -10,7 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/devloop/switchboard/telemetry"
 	"github.com/devloop/switchboard/wire"
 )
 
@@ -22,6 +25,8 @@ const DefaultClientTimeout = 5 * time.Second
 type Client struct {
 	nc      *nats.Conn
 	timeout time.Duration
+	tr      *tracing       // nil: tracing off
+	m       *clientMetrics // nil: metrics off
 
 	// session holds the positions of the writes this client saw answered
 	// (nil: no session), sent with every call so that a read sees them.
@@ -54,6 +59,18 @@ func WithoutSession() ClientOption {
 	}
 }
 
+// WithTelemetry counts and times the client's calls, by calling service
+// (t's Service) and subject, and with tracing on makes a client span of
+// each call, whose trace context the request carries (traceparent and
+// tracestate headers), so that the service's span is its child.
+func WithTelemetry(t *telemetry.Telemetry) ClientOption {
+	return func(c *Client) error {
+		c.tr = newTracing(t)
+		c.m = newClientMetrics(t)
+		return nil
+	}
+}
+
 // NewClient returns a Client on nc. By default it keeps a session: every
 // call carries the positions of the writes the client saw answered
 // (wire.HeaderAfter), so reads see the client's own writes whichever
@@ -75,10 +92,35 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
 // [wire.Caller], so the typed [wire.Call] and the contract packages' typed
 // functions work on a Client. It sends ctx's deadline
 // (or now+timeout when ctx has none) in HeaderDeadline and ctx's request id
-// in HeaderRequestID. Failures are *wire.Error values: error replies as the
+// in HeaderRequestID (and, when traced, the call span's trace context).
+// Failures are *wire.Error values: error replies as the
 // service sent them (*wire.Error), no responders as 503, a timeout as 504 (which also
 // matches context.DeadlineExceeded), an oversized request as 413.
 func (c *Client) Call(ctx context.Context, subject string, data []byte, opts ...wire.CallOption) (*wire.Reply, error) {
+	if c.tr == nil && c.m == nil {
+		return c.call(ctx, subject, data, opts)
+	}
+	start := time.Now()
+	var span trace.Span
+	if c.tr != nil {
+		ctx, span = c.tr.tracer.Start(ctx, subject, trace.WithSpanKind(trace.SpanKindClient),
+			spanAttrs(semconv.RPCSystemNameKey.String("nats"), semconv.RPCMethod(subject), semconv.MessagingDestinationName(subject)))
+	}
+	reply, err := c.call(ctx, subject, data, opts)
+	code := 200
+	if err != nil {
+		code = wire.CodeOf(err)
+	}
+	if c.m != nil {
+		c.m.observe(subject, code, time.Since(start))
+	}
+	if span != nil {
+		endSpan(span, code, err)
+	}
+	return reply, err
+}
+
+func (c *Client) call(ctx context.Context, subject string, data []byte, opts []wire.CallOption) (*wire.Reply, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -98,6 +140,11 @@ func (c *Client) Call(ctx context.Context, subject string, data []byte, opts ...
 	}
 	for _, opt := range opts {
 		opt(wire.Header(msg.Header))
+	}
+	if c.tr != nil {
+		// After the options: a traced call carries its own span's
+		// context, not one a gateway passed along.
+		c.tr.inject(ctx, msg)
 	}
 	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {

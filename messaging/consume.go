@@ -11,6 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Defaults of ConsumerConfig.
@@ -80,6 +86,11 @@ type ConsumerConfig struct {
 	BatchSize int
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Telemetry counts and times the deliveries, reports the consumer's
+	// lag when scraped (docs/observability.md) and, with tracing on,
+	// handles each message in a span that continues the publisher's trace
+	// (its traceparent header); nil does neither.
+	Telemetry *telemetry.Telemetry
 }
 
 // ConsumerStats is a consumer's health, as `nats micro stats` shows it.
@@ -103,7 +114,11 @@ type Consumer struct {
 	cfg     ConsumerConfig
 	js      jetstream.JetStream
 	logger  *slog.Logger
-	handler DeliveryHandler // the whole chain, decoding included
+	handler DeliveryHandler  // the whole chain, decoding included
+	tr      *tracing         // nil: tracing off
+	m       *consumerMetrics // nil: metrics off
+	// unregister removes the consumer's scrape-time metrics.
+	unregister func()
 
 	mu   sync.Mutex
 	cons jetstream.Consumer
@@ -217,6 +232,8 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		fetchDone: make(chan struct{}),
 		slots:     make(chan struct{}, capacity),
 		queue:     make(chan *heldMsg, capacity),
+		tr:        newTracing(cfg.Telemetry),
+		m:         newConsumerMetrics(cfg.Telemetry, cfg.Stream, cfg.Durable),
 	}
 	if err := createStreamIfMissing(ctx, js, DeadLetterStreamConfig(cfg.DeadLetterStream)); err != nil {
 		return nil, err
@@ -230,6 +247,10 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		// The stream belongs to another service that has not started
 		// yet: keep trying in the background instead of failing.
 		c.logger.Warn("stream not found yet; the consumer starts once it exists", slog.String("error", err.Error()))
+	}
+	c.unregister = func() {}
+	if c.m != nil {
+		c.unregister = cfg.Telemetry.Register(newConsumerCollector(c))
 	}
 	return c, nil
 }
@@ -384,14 +405,49 @@ func (c *Consumer) process(h *heldMsg) {
 		return
 	}
 	ctx := context.WithValue(c.base, deliveryKey{}, d)
+	var span trace.Span
+	if c.tr != nil {
+		ctx, span = c.startSpan(ctx, d)
+		defer span.End()
+	}
+	start := time.Now()
 	herr := c.handler(ctx, d)
+	if c.m != nil {
+		redelivered := 0
+		if d.Delivered > 1 {
+			redelivered = 1
+		}
+		c.m.handled(1, redelivered, time.Since(start))
+	}
+	if span != nil && herr != nil {
+		span.SetStatus(codes.Error, herr.Error())
+	}
 	if herr != nil && c.base.Err() != nil {
 		// Cut short by Stop: not a failure of the message.
 		c.giveBack(h)
 		return
 	}
 	h.ka.stop()
-	c.settle(h.msg, d, herr)
+	c.settle(ctx, h.msg, d, herr)
+}
+
+// startSpan starts the consumer span of d, a child of the publisher's span
+// when the message carries a traceparent.
+func (c *Consumer) startSpan(ctx context.Context, d *Delivery) (context.Context, trace.Span) {
+	return c.tr.tracer.Start(c.tr.extract(ctx, d.Header), "process "+c.cfg.Durable, trace.WithSpanKind(trace.SpanKindConsumer),
+		spanAttrs(deliveryAttrs(d, c.cfg.Durable)...))
+}
+
+// deliveryAttrs describe d in a span.
+func deliveryAttrs(d *Delivery, durable string) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		semconv.MessagingOperationName("process"), semconv.MessagingOperationTypeProcess,
+		semconv.MessagingDestinationName(d.Subject), semconv.MessagingConsumerGroupName(durable),
+		semconv.MessagingMessageID(d.EventID),
+		attribute.String("messaging.nats.stream", d.Stream),
+		attribute.Int64("messaging.nats.stream_sequence", int64(d.StreamSeq)),
+		attribute.Int64("messaging.nats.delivered", int64(d.Delivered)),
+	}
 }
 
 // giveBack keeps h for the nak that Stop sends once the last pull is over.
@@ -401,11 +457,12 @@ func (c *Consumer) giveBack(h *heldMsg) {
 	c.hbMu.Unlock()
 }
 
-// settle acks, retries or dead-letters msg by the handler's outcome.
-func (c *Consumer) settle(msg jetstream.Msg, d *Delivery, herr error) {
+// settle acks, retries or dead-letters msg by the handler's outcome. Its
+// records carry the trace of ctx, the delivery's.
+func (c *Consumer) settle(ctx context.Context, msg jetstream.Msg, d *Delivery, herr error) {
 	log := func() *slog.Logger {
-		return c.logger.With(slog.String("subject", d.Subject), slog.Uint64("stream_seq", d.StreamSeq),
-			slog.Uint64("delivered", d.Delivered), slog.String("event_id", d.EventID))
+		return c.logger.With(append([]any{slog.String("subject", d.Subject), slog.Uint64("stream_seq", d.StreamSeq),
+			slog.Uint64("delivered", d.Delivered), slog.String("event_id", d.EventID)}, traceAttrs(trace.SpanContextFromContext(ctx))...)...)
 	}
 	switch {
 	case herr == nil:
@@ -423,6 +480,9 @@ func (c *Consumer) settle(msg jetstream.Msg, d *Delivery, herr error) {
 			return
 		}
 		c.handled.Add(1)
+		if c.m != nil {
+			c.m.acks.Inc()
+		}
 	case IsPermanent(herr):
 		c.deadLetter(msg, d, ReasonPermanent, herr, log())
 	case errors.As(herr, new(undecodable)):
@@ -436,6 +496,9 @@ func (c *Consumer) settle(msg jetstream.Msg, d *Delivery, herr error) {
 			delay = min(ra.after, c.cfg.RetryMax)
 		}
 		c.retried.Add(1)
+		if c.m != nil {
+			c.m.retries.Inc()
+		}
 		c.lastErr.Store(herr.Error())
 		log().Warn("handler failed; will retry", slog.String("error", herr.Error()), slog.Duration("retry_in", delay))
 		_ = msg.NakWithDelay(delay)
@@ -467,6 +530,9 @@ func (c *Consumer) storeDeadLetter(d *Delivery, reason string, herr error, logge
 		return err
 	}
 	c.deadLettered.Add(1)
+	if c.m != nil {
+		c.m.deadLetters.WithLabelValues(c.m.stream, c.m.consumer, reason).Inc()
+	}
 	c.lastErr.Store(herr.Error())
 	logger.Error("dead-lettered", slog.String("reason", reason), slog.String("error", herr.Error()))
 	return nil
@@ -508,6 +574,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 			c.stopErr = fmt.Errorf("stop consumer %s: in-flight handlers: %w", c.cfg.Durable, ctx.Err())
 		}
 		c.cancel()
+		c.unregister()
 	})
 	return c.stopErr
 }

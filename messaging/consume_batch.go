@@ -8,6 +8,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultBatchSize is ConsumerConfig.BatchSize's default.
@@ -151,11 +155,18 @@ func (b *batcher) run(hs []*heldMsg, ds []*Delivery, exhausted bool) {
 				d.Delivered++
 			}
 		}
-		err := b.call(ds)
+		ctx, span := b.startSpan(ds)
+		err := b.call(ctx, ds)
+		if span != nil {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}
 		if err == nil {
 			for i, h := range hs {
 				h.ka.stop()
-				c.settle(h.msg, ds[i], nil)
+				c.settle(ctx, h.msg, ds[i], nil)
 			}
 			return
 		}
@@ -194,6 +205,9 @@ func (b *batcher) run(hs []*heldMsg, ds []*Delivery, exhausted bool) {
 			delay = min(ra.after, c.cfg.RetryMax)
 		}
 		c.retried.Add(uint64(len(hs)))
+		if c.m != nil {
+			c.m.retries.Add(float64(len(hs)))
+		}
 		c.lastErr.Store(err.Error())
 		c.logger.Warn("batch failed; will retry it", slog.Uint64("first_seq", ds[0].StreamSeq), slog.Uint64("last_seq", ds[len(ds)-1].StreamSeq),
 			slog.Int("batch", len(ds)), slog.Int("attempt", attempt), slog.String("error", err.Error()), slog.Duration("retry_in", delay))
@@ -204,12 +218,46 @@ func (b *batcher) run(hs []*heldMsg, ds []*Delivery, exhausted bool) {
 	}
 }
 
+// startSpan starts the span of one attempt at ds, when tracing is on: a
+// batch holds messages of many traces, so the span is a root of its own
+// with a link to each message's trace (the first 128).
+func (b *batcher) startSpan(ds []*Delivery) (context.Context, trace.Span) {
+	c := b.c
+	if c.tr == nil {
+		return c.base, nil
+	}
+	var links []trace.Link
+	for _, d := range ds[:min(len(ds), 128)] {
+		if sc := trace.SpanContextFromContext(c.tr.extract(context.Background(), d.Header)); sc.IsValid() {
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	return c.tr.tracer.Start(c.base, "process batch "+c.cfg.Durable, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithNewRoot(), trace.WithLinks(links...),
+		spanAttrs(semconv.MessagingOperationName("process"), semconv.MessagingOperationTypeProcess,
+			semconv.MessagingConsumerGroupName(c.cfg.Durable), semconv.MessagingBatchMessageCount(len(ds)),
+			attribute.String("messaging.nats.stream", c.cfg.Stream),
+			attribute.Int64("messaging.nats.first_sequence", int64(ds[0].StreamSeq)),
+			attribute.Int64("messaging.nats.last_sequence", int64(ds[len(ds)-1].StreamSeq))))
+}
+
 // call runs the handler once over ds, with the logging scope, panic
 // recovery and timeout of a delivery handler.
-func (b *batcher) call(ds []*Delivery) (err error) {
+func (b *batcher) call(ctx context.Context, ds []*Delivery) (err error) {
 	c := b.c
-	ctx, cancel := context.WithTimeout(c.base, c.cfg.HandlerTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
+	if c.m != nil {
+		start := time.Now()
+		defer func() {
+			redelivered := 0
+			for _, d := range ds {
+				if d.Delivered > 1 {
+					redelivered++
+				}
+			}
+			c.m.handled(len(ds), redelivered, time.Since(start))
+		}()
+	}
 	ctx = withLogScope(ctx, c.logger,
 		slog.Uint64("first_seq", ds[0].StreamSeq),
 		slog.Uint64("last_seq", ds[len(ds)-1].StreamSeq),

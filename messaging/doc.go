@@ -15,8 +15,15 @@
 //   - bounded per-endpoint concurrency with fast 503s on overload, and 413s
 //     for oversized payloads;
 //   - JetStream helpers: idempotent stream declaration, and publishing with
-//     Nats-Msg-Id de-duplication and optimistic concurrency.
+//     Nats-Msg-Id de-duplication and optimistic concurrency;
+//   - observability through a [telemetry.Telemetry] (ServiceConfig,
+//     ConsumerConfig, [WithTelemetry], [WithPublishTelemetry]): Prometheus
+//     metrics of requests, calls, publishes and consumers, and spans whose
+//     W3C trace context (traceparent, tracestate) travels in the headers of
+//     requests and events, so one trace follows a request through the
+//     events it causes; request and delivery loggers carry trace_id and
+//     span_id.
 //
 // See docs/subjects.md, docs/headers.md and docs/errors.md for the wire
-// contract.
+// contract, and docs/observability.md for the metrics and traces.
 package messaging

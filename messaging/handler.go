@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/devloop/switchboard/wire"
 )
@@ -97,24 +98,27 @@ type lazyLogger struct {
 	once  sync.Once
 	base  *slog.Logger
 	attrs []any
+	sc    trace.SpanContext
 	l     *slog.Logger
 }
 
 func (z *lazyLogger) get() *slog.Logger {
-	z.once.Do(func() { z.l = z.base.With(z.attrs...) })
+	z.once.Do(func() { z.l = z.base.With(append(z.attrs, traceAttrs(z.sc)...)...) })
 	return z.l
 }
 
-// withLogScope puts a logger carrying attrs into ctx, built on first use.
-// Requests and deliveries share it, so both log alike.
+// withLogScope puts a logger carrying attrs into ctx, built on first use,
+// with the trace_id and span_id of ctx's span when it has one.
+// Deliveries and batches share it, so both log alike.
 func withLogScope(ctx context.Context, base *slog.Logger, attrs ...any) context.Context {
-	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, attrs: attrs})
+	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, attrs: attrs, sc: trace.SpanContextFromContext(ctx)})
 }
 
 // LoggerFrom returns the request-scoped logger a service puts in a
 // handler's context: it carries the service, endpoint, subject and request
 // id (or, in a consumer, the delivery's subject, sequence, delivery count
-// and event id). Outside those it returns a logger that discards.
+// and event id), and the trace_id and span_id when the request or delivery
+// is traced. Outside those it returns a logger that discards.
 func LoggerFrom(ctx context.Context) *slog.Logger {
 	switch l := ctx.Value(loggerKey{}).(type) {
 	case *slog.Logger:
@@ -128,11 +132,17 @@ func LoggerFrom(ctx context.Context) *slog.Logger {
 }
 
 // panicked logs a recovered panic value once, with its stack, on the
-// scoped logger of ctx, and returns it as an error. The request side
-// (Recover) and the consumer side share it.
+// scoped logger of ctx, and returns it as an error (a panicError, which
+// the metrics count). The request side (Recover) and the consumer side
+// share it.
 func panicked(ctx context.Context, v any) error {
 	LoggerFrom(ctx).LogAttrs(ctx, slog.LevelError, "handler panicked",
 		slog.String("panic", fmt.Sprint(v)),
 		slog.String("stack", string(debug.Stack())))
-	return fmt.Errorf("panic: %v", v)
+	return panicError{fmt.Sprint(v)}
 }
+
+// panicError is a recovered panic.
+type panicError struct{ value string }
+
+func (p panicError) Error() string { return "panic: " + p.value }

@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/devloop/switchboard/wire"
 )
 
 // Logging logs each request once it is answered, with its subject, endpoint,
-// request id, duration and status code: server errors (5xx) at Error,
+// request id, trace and span ids (when traced), duration and status code: server errors (5xx) at Error,
 // everything else at Debug. It also puts a request-scoped logger carrying
 // those attributes into the context (see [LoggerFrom]) and makes sure the
 // context carries a request id, so downstream calls share it.
@@ -23,7 +24,7 @@ func Logging(logger *slog.Logger) Middleware {
 			if id == "" {
 				id = nuid.Next()
 			}
-			scope := &requestLogger{base: logger, req: req, id: id}
+			scope := &requestLogger{base: logger, req: req, id: id, sc: trace.SpanContextFromContext(ctx)}
 			ctx = context.WithValue(wire.WithRequestID(ctx, id), loggerKey{}, scope)
 			if v := header(req.Header, wire.HeaderAfter); v != "" {
 				p, err := wire.ParsePositions(v)
@@ -60,17 +61,18 @@ type requestLogger struct {
 	base *slog.Logger
 	req  *Request
 	id   string
+	sc   trace.SpanContext // the request's span, when traced
 	once sync.Once
 	l    *slog.Logger
 }
 
 func (r *requestLogger) attrs() []any {
-	return []any{
+	return append([]any{
 		slog.String("service", r.req.Service),
 		slog.String("endpoint", r.req.Endpoint),
 		slog.String("subject", r.req.Subject),
 		slog.String("request_id", r.id),
-	}
+	}, traceAttrs(r.sc)...)
 }
 
 func (r *requestLogger) get() *slog.Logger {

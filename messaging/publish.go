@@ -12,7 +12,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/devloop/switchboard/telemetry"
 	"github.com/devloop/switchboard/wire"
 )
 
@@ -52,6 +57,8 @@ type OutEvent struct {
 type Publisher struct {
 	js       jetstream.JetStream
 	attempts int
+	tr       *tracing        // nil: tracing off
+	m        *publishMetrics // nil: metrics off
 }
 
 // PublisherOption tunes a Publisher.
@@ -60,6 +67,18 @@ type PublisherOption func(*publisherOptions) error
 type publisherOptions struct {
 	maxInFlight int
 	attempts    int
+	telemetry   *telemetry.Telemetry
+}
+
+// WithPublishTelemetry counts and times the publishes (by the publishing
+// service, t's Service, and stream) and, with tracing on, makes a producer
+// span of each, whose trace context every message carries in its
+// traceparent and tracestate headers: a consumer's span continues it.
+func WithPublishTelemetry(t *telemetry.Telemetry) PublisherOption {
+	return func(o *publisherOptions) error {
+		o.telemetry = t
+		return nil
+	}
 }
 
 // WithMaxInFlight bounds unacknowledged publishes (default 256); a publish
@@ -98,7 +117,7 @@ func NewPublisher(nc *nats.Conn, opts ...PublisherOption) (*Publisher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	return &Publisher{js: js, attempts: o.attempts}, nil
+	return &Publisher{js: js, attempts: o.attempts, tr: newTracing(o.telemetry), m: newPublishMetrics(o.telemetry)}, nil
 }
 
 // Msg builds the NATS message for ev: its payload and the contract headers.
@@ -139,6 +158,9 @@ func (p *Publisher) PublishAsync(ctx context.Context, ev OutEvent, opts ...Publi
 		return nil, err
 	}
 	applyExpectations(msg, opts)
+	if p.tr != nil {
+		p.tr.inject(ctx, msg)
+	}
 	return p.js.PublishMsgAsync(msg)
 }
 
@@ -160,7 +182,8 @@ func (p *Publisher) Publish(ctx context.Context, ev OutEvent, opts ...PublishOpt
 // stream with AllowAtomicPublish, nats-server 2.12 or later). Expectations
 // go in each message's headers (see [Expect]); a message without a
 // Nats-Msg-Id gets a random one, so that resends are de-duplicated. The ack
-// is the last message's. Errors are as for Publish.
+// is the last message's. Errors are as for Publish. With tracing on, the
+// publish is a producer span and every message carries its trace context.
 func (p *Publisher) PublishMsgs(ctx context.Context, msgs ...*nats.Msg) (*jetstream.PubAck, error) {
 	if len(msgs) == 0 {
 		return nil, errors.New("publish: no messages")
@@ -173,15 +196,76 @@ func (p *Publisher) PublishMsgs(ctx context.Context, msgs ...*nats.Msg) (*jetstr
 			m.Header.Set(jetstream.MsgIDHeader, nuid.Next())
 		}
 	}
+	if p.tr == nil && p.m == nil {
+		ack, _, _, err := p.publish(ctx, msgs)
+		return ack, err
+	}
+	start := time.Now()
+	var span trace.Span
+	if p.tr != nil {
+		ctx, span = p.startSpan(ctx, msgs)
+		for _, m := range msgs {
+			p.tr.inject(ctx, m)
+		}
+	}
+	ack, resends, failure, err := p.publish(ctx, msgs)
+	if p.m != nil {
+		p.m.observe(ack, len(msgs), resends, failure, time.Since(start))
+	}
+	if span != nil {
+		if ack != nil {
+			span.SetAttributes(attribute.String("messaging.nats.stream", ack.Stream), attribute.Int64("messaging.nats.stream_sequence", int64(ack.Sequence)),
+				attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
+		}
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	return ack, err
+}
+
+// startSpan starts the producer span of msgs, named after the event type
+// of the last (subjects hold ids: no span name should).
+func (p *Publisher) startSpan(ctx context.Context, msgs []*nats.Msg) (context.Context, trace.Span) {
+	last := msgs[len(msgs)-1]
+	name := "publish"
+	if typ := last.Header.Get(wire.HeaderEventType); typ != "" {
+		name += " " + typ
+	}
+	attrs := []attribute.KeyValue{
+		semconv.MessagingOperationName("publish"), semconv.MessagingOperationTypeSend,
+		semconv.MessagingDestinationName(last.Subject), semconv.MessagingMessageID(last.Header.Get(jetstream.MsgIDHeader)),
+	}
+	if len(msgs) > 1 {
+		attrs = append(attrs, semconv.MessagingBatchMessageCount(len(msgs)))
+	}
+	return p.tr.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindProducer), spanAttrs(attrs...))
+}
+
+// Reasons a publish failed, in the publish metrics.
+const (
+	failConflict       = "conflict"       // an expectation did not hold (409)
+	failRefused        = "refused"        // the server refused it
+	failUnacknowledged = "unacknowledged" // no ack after every attempt
+	failCanceled       = "canceled"       // ctx ended first
+)
+
+// publish makes the attempts of PublishMsgs, and says how many resends it
+// took and, on failure, why it failed.
+func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg) (_ *jetstream.PubAck, resends int, failure string, _ error) {
 	last := msgs[len(msgs)-1]
 	var lastErr error
 	for attempt := 0; attempt < p.attempts; attempt++ {
+		if attempt > 0 {
+			resends++
+		}
 		ack, err := p.send(ctx, msgs)
 		if err == nil {
-			return ack, nil
+			return ack, resends, "", nil
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("publish %s: %w (last: %v)", last.Subject, ctx.Err(), err)
+			return nil, resends, failCanceled, fmt.Errorf("publish %s: %w (last: %v)", last.Subject, ctx.Err(), err)
 		}
 		refused := IsWrongLastSequence(err) || isBatchDuplicate(err)
 		if refused && attempt > 0 {
@@ -189,24 +273,24 @@ func (p *Publisher) PublishMsgs(ctx context.Context, msgs ...*nats.Msg) (*jetstr
 			// when an earlier send was stored after all, this resend
 			// is refused. Ask the stream whether it has our message.
 			if ack, ok := p.stored(ctx, last); ok {
-				return ack, nil
+				return ack, resends, "", nil
 			}
 		}
 		switch {
 		case IsWrongLastSequence(err):
-			return nil, wire.NewError(wire.CodeConflict, fmt.Sprintf("%s changed concurrently", last.Subject)).WithCause(err)
+			return nil, resends, failConflict, wire.NewError(wire.CodeConflict, fmt.Sprintf("%s changed concurrently", last.Subject)).WithCause(err)
 		case isRefusal(err):
-			return nil, fmt.Errorf("publish %s: %w", last.Subject, err) // final
+			return nil, resends, failRefused, fmt.Errorf("publish %s: %w", last.Subject, err) // final
 		}
 		lastErr = err // unknown outcome: send again, same ids
 		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			attempt-- // the window is full: waiting is not a failed attempt
 		}
 		if werr := sleepCtx(ctx, 10*time.Millisecond); werr != nil {
-			return nil, fmt.Errorf("publish %s: %w (last: %v)", last.Subject, werr, lastErr)
+			return nil, resends, failCanceled, fmt.Errorf("publish %s: %w (last: %v)", last.Subject, werr, lastErr)
 		}
 	}
-	return nil, wire.NewError(wire.CodeUnavailable, fmt.Sprintf("publish %s: not acknowledged after %d attempts; retry later", last.Subject, p.attempts)).WithCause(lastErr)
+	return nil, resends, failUnacknowledged, wire.NewError(wire.CodeUnavailable, fmt.Sprintf("publish %s: not acknowledged after %d attempts; retry later", last.Subject, p.attempts)).WithCause(lastErr)
 }
 
 // send makes one attempt, bounded by the attempt timeout.

@@ -14,7 +14,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/devloop/switchboard/telemetry"
 	"github.com/devloop/switchboard/wire"
 )
 
@@ -42,6 +46,10 @@ type ServiceConfig struct {
 	QueueGroup string
 	// Logger receives request and lifecycle logs; nil discards.
 	Logger *slog.Logger
+	// Telemetry counts and times the requests (docs/observability.md) and,
+	// with tracing on, serves each in a span that continues the caller's
+	// trace (traceparent and tracestate headers); nil does neither.
+	Telemetry *telemetry.Telemetry
 	// Middleware runs inside the built-in logging, recovery and deadline
 	// middleware, first element outermost.
 	Middleware []Middleware
@@ -90,6 +98,7 @@ type Service struct {
 	micro  micro.Service
 	logger *slog.Logger
 	eps    map[string]*endpoint // by subject
+	tr     *tracing             // nil: tracing off
 
 	// base is the parent of every handler context. A service is a server,
 	// like http.Server with its BaseContext: cancelling base aborts the
@@ -111,6 +120,7 @@ type endpoint struct {
 	sem        chan struct{}
 	work       chan *Request // to idle workers
 	maxPayload int
+	m          *endpointMetrics // nil: metrics off
 
 	// data, when set, replaces the endpoint's stats data.
 	data func() any
@@ -164,7 +174,8 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, nc: nc, logger: logger.With(slog.String("service", cfg.Name)), eps: map[string]*endpoint{}}
+	s := &Service{cfg: cfg, nc: nc, logger: logger.With(slog.String("service", cfg.Name)), eps: map[string]*endpoint{}, tr: newTracing(cfg.Telemetry)}
+	metrics := newServiceMetrics(cfg.Telemetry)
 	s.base, s.cancel = context.WithCancel(context.Background())
 
 	hasConsumers := len(cfg.Consumers) > 0 || cfg.ConsumerStats != nil
@@ -182,6 +193,7 @@ func NewService(nc *nats.Conn, cfg ServiceConfig, routes ...Endpoint) (*Service,
 			subject:    r.opts.subject,
 			handler:    Chain(r.handler, mw...),
 			maxPayload: orDefault(r.opts.maxPayload, cfg.Limits.MaxPayload),
+			m:          metrics.endpoint(cfg.Name, r.name),
 			errors:     map[int]uint64{},
 		}
 		if ep.subject == "" {
@@ -283,6 +295,9 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 		}
 		if len(req.Data) > ep.maxPayload {
 			ep.tooLarge.Add(1)
+			if ep.m != nil {
+				ep.m.refusedWith("too_large", wire.CodeTooLarge)
+			}
 			e := wire.NewError(wire.CodeTooLarge, fmt.Sprintf("payload of %d bytes is over this endpoint's limit of %d bytes", len(req.Data), ep.maxPayload))
 			s.refuse(mr, e)
 			return
@@ -291,6 +306,9 @@ func (s *Service) dispatch(ep *endpoint) micro.HandlerFunc {
 		case ep.sem <- struct{}{}:
 		default:
 			ep.overload.Add(1)
+			if ep.m != nil {
+				ep.m.refusedWith("overloaded", wire.CodeUnavailable)
+			}
 			s.refuse(mr, wire.NewError(wire.CodeUnavailable, fmt.Sprintf("overloaded: %d requests in flight on %s; retry later", cap(ep.sem), ep.subject)))
 			return
 		}
@@ -329,19 +347,61 @@ func (s *Service) worker(ep *endpoint, req *Request) {
 }
 
 // serve runs one request through the endpoint's handler chain and replies.
+// With tracing on, the handler runs in a server span that continues the
+// caller's trace.
 func (s *Service) serve(ep *endpoint, req *Request) {
 	defer s.inflight.done()
 	defer func() { <-ep.sem }()
-	resp, err := ep.handler.Serve(s.base, req)
+	ctx := s.base
+	var span trace.Span
+	if s.tr != nil {
+		ctx, span = s.startSpan(ctx, ep, req)
+	}
+	if ep.m != nil {
+		ep.m.inFlight.Inc()
+	}
+	resp, err := ep.handler.Serve(ctx, req)
 	ep.handled.Add(1)
-	ep.nanos.Add(uint64(time.Since(req.Received)))
+	code := 200
 	if err != nil {
 		e := wire.ErrorOf(err)
+		code = e.Code
 		ep.count(e.Code)
-		s.respond(ep, req.Reply, errorMsg(e))
-		return
+		s.respond(ep, req.Reply, errorMsg(e), e.Code)
+	} else {
+		code = s.respond(ep, req.Reply, &nats.Msg{Data: resp.Data, Header: nats.Header(resp.Header)}, code)
 	}
-	s.respond(ep, req.Reply, &nats.Msg{Data: resp.Data, Header: nats.Header(resp.Header)})
+	took := time.Since(req.Received)
+	ep.nanos.Add(uint64(took))
+	if ep.m != nil {
+		ep.m.inFlight.Dec()
+		ep.m.answered(code)
+		ep.m.duration.Observe(took.Seconds())
+		if err != nil && errors.As(err, new(panicError)) {
+			ep.m.m.panics.WithLabelValues(s.cfg.Name, ep.name).Inc()
+		}
+	}
+	if span != nil {
+		endSpan(span, code, err)
+	}
+}
+
+// startSpan starts the server span of req, a child of the caller's span
+// when the request carries a traceparent.
+func (s *Service) startSpan(ctx context.Context, ep *endpoint, req *Request) (context.Context, trace.Span) {
+	ctx = s.tr.extract(ctx, req.Header)
+	attrs := spanAttrs(
+		semconv.RPCSystemNameKey.String("nats"),
+		semconv.RPCMethod(ep.subject),
+		semconv.MessagingDestinationName(req.Subject),
+		attribute.String("switchboard.service", s.cfg.Name),
+		attribute.String("switchboard.endpoint", ep.name),
+	)
+	if id := header(req.Header, wire.HeaderRequestID); id != "" {
+		return s.tr.tracer.Start(ctx, ep.subject, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(req.Received), attrs,
+			trace.WithAttributes(attribute.String("switchboard.request_id", id)))
+	}
+	return s.tr.tracer.Start(ctx, ep.subject, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(req.Received), attrs)
 }
 
 // count records an error reply of code.
@@ -363,13 +423,13 @@ func (s *Service) refuse(mr micro.Request, e *wire.Error) {
 	}
 }
 
-// respond publishes a reply from a handler goroutine. It does not go through
-// micro.Request, whose fields micro reads on its own goroutine. A reply too
-// large for the connection becomes an error reply saying so, instead of a
-// silence the caller would wait out.
-func (s *Service) respond(ep *endpoint, reply string, msg *nats.Msg) {
+// respond publishes a reply of status code from a handler goroutine and
+// returns the code it sent. It does not go through micro.Request, whose fields micro reads on
+// its own goroutine. A reply too large for the connection becomes an error
+// reply saying so (500), instead of a silence the caller would wait out.
+func (s *Service) respond(ep *endpoint, reply string, msg *nats.Msg, code int) int {
 	if reply == "" {
-		return // a publish, not a request: nobody waits for an answer
+		return code // a publish, not a request: nobody waits for an answer
 	}
 	msg.Subject = reply
 	err := s.nc.PublishMsg(msg)
@@ -378,6 +438,7 @@ func (s *Service) respond(ep *endpoint, reply string, msg *nats.Msg) {
 			slog.Int("bytes", len(msg.Data)), slog.Int64("max_payload", s.nc.MaxPayload()))
 		e := wire.NewError(wire.CodeInternal, fmt.Sprintf("the reply of %d bytes is larger than the server's max payload of %d bytes", len(msg.Data), s.nc.MaxPayload()))
 		ep.count(e.Code)
+		code = e.Code
 		m := errorMsg(e)
 		m.Subject = reply
 		err = s.nc.PublishMsg(m)
@@ -385,6 +446,7 @@ func (s *Service) respond(ep *endpoint, reply string, msg *nats.Msg) {
 	if err != nil {
 		s.logger.Warn("reply failed", slog.String("reply", reply), slog.String("error", err.Error()))
 	}
+	return code
 }
 
 func errorMsg(e *wire.Error) *nats.Msg {

@@ -169,9 +169,16 @@ type process struct {
 // banner. A cleanup kills it if the test has not stopped it.
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
+	return startProcessEnv(t, nil, args...)
+}
+
+// startProcessEnv is startProcess with env (KEY=value) added to the clean
+// environment.
+func startProcessEnv(t *testing.T, env []string, args ...string) *process {
+	t.Helper()
 	p := &process{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(binary(t), args...)
-	p.cmd.Env = cleanEnv()
+	p.cmd.Env = cleanEnv(env...)
 	// exec copies the output in its own goroutines and Wait waits for them,
 	// so the buffers hold everything once exited is closed.
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

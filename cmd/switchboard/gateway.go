@@ -32,6 +32,7 @@ func startGateway(ctx context.Context, d deps) (service, error) {
 		Timeout:     g.Timeout,
 		MaxTimeout:  g.MaxTimeout,
 		Refresh:     g.Refresh,
+		Telemetry:   d.telemetry,
 	})
 }
 

@@ -5,22 +5,36 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/devloop/switchboard/cache"
 )
 
-// opsHandler serves the operations endpoints: /healthz says the process is
+// opsHandler serves the operations endpoints: /metrics serves the
+// registry's metrics to Prometheus (docs/observability.md); /debug/pprof/
+// serves net/http/pprof when pprof is on; /healthz says the process is
 // alive; /readyz says it can do its work (NATS connected, every service
 // serving and its streams reachable), else 503 with the reasons. A cache
 // that does not answer makes the process degraded, not unready: reads fall
 // back to the source of truth. So does a service that reports itself
 // degraded (the projector without PostgreSQL: events wait in the streams).
-func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service) http.Handler {
+func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service, metrics prometheus.Gatherer, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	if pprofOn {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})

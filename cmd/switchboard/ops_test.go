@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/internal/testkit"
@@ -40,7 +41,7 @@ func TestReadyzBoundsEachCheck(t *testing.T) {
 	srv := embeddedtest.Start(t, t.TempDir())
 	nc := embeddedtest.Connect(t, srv, "ops")
 	h := hangingService{deadline: make(chan time.Time, 2)}
-	hs := httptest.NewServer(opsHandler(nc, nil, func() []service { return []service{h, h} }))
+	hs := httptest.NewServer(opsHandler(nc, nil, func() []service { return []service{h, h} }, prometheus.NewRegistry(), false))
 	t.Cleanup(hs.Close)
 	start := time.Now()
 	code, body, err := getJSON(t.Context(), hs.URL+"/readyz")
@@ -78,7 +79,7 @@ func TestQuorumLossIsUnavailableNotAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
-	hs := httptest.NewServer(opsHandler(svcConn, nil, func() []service { return []service{svc} }))
+	hs := httptest.NewServer(opsHandler(svcConn, nil, func() []service { return []service{svc} }, prometheus.NewRegistry(), false))
 	t.Cleanup(hs.Close)
 	c, err := messaging.NewClient(cl.Connect("client"), messaging.WithTimeout(2*time.Second))
 	if err != nil {

@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(positional) > 0 {
 			return usageError("dev runs every service and takes no arguments, got %q (use run to choose services)", positional)
 		}
-		return serve(ctx, cfg, modeDev, devServices(cfg), stdout, stderr)
+		return serve(ctx, cfg, modeDev, devServices(cfg), getenv, stdout, stderr)
 	case "projector":
 		return projectorCommand(ctx, cfg, positional, stdout, stderr)
 	default: // run
@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return exitError{code: 2, err: err}
 		}
-		return serve(ctx, cfg, modeRun, names, stdout, stderr)
+		return serve(ctx, cfg, modeRun, names, getenv, stdout, stderr)
 	}
 }
 

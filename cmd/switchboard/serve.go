@@ -31,14 +31,15 @@ const (
 // serve runs the chosen services until a signal (or ctx) ends it, then
 // shuts down in order: stop taking requests, finish those in flight, drain
 // the NATS connection, stop the embedded server, within ShutdownTimeout.
-func serve(ctx context.Context, cfg config.Config, m mode, names []string, stdout, stderr io.Writer) error {
+// getenv is read for the OTEL_* settings of tracing.
+func serve(ctx context.Context, cfg config.Config, m mode, names []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
 	ctx, again, stopSignals := signals(ctx)
 	defer stopSignals()
 	logger.Info("starting switchboard", slog.String("version", buildVersion()), slog.String("mode", string(m)), slog.Any("config", cfg))
 
 	var sd lifecycle.Stack
-	err := start(ctx, cfg, m, names, logger, stdout, &sd)
+	err := start(ctx, cfg, m, names, getenv, logger, stdout, &sd)
 	if err == nil {
 		<-ctx.Done()
 		logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
@@ -65,7 +66,13 @@ func serve(ctx context.Context, cfg config.Config, m mode, names []string, stdou
 
 // start brings everything up, registering each part's shutdown in sd as it
 // goes, so that a failure half-way tears down what was started.
-func start(ctx context.Context, cfg config.Config, m mode, names []string, logger *slog.Logger, stdout io.Writer, sd *lifecycle.Stack) error {
+func start(ctx context.Context, cfg config.Config, m mode, names []string, getenv func(string) string, logger *slog.Logger, stdout io.Writer, sd *lifecycle.Stack) error {
+	// Telemetry: metrics always (on /metrics), traces when asked for.
+	tel, registry, err := newTelemetry(ctx, cfg, m, names, getenv, logger, sd)
+	if err != nil {
+		return err
+	}
+
 	// NATS: an embedded server in dev, an external one in run.
 	var nc *nats.Conn
 	var natsURL, storeDir string
@@ -97,6 +104,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 		}
 	}
 	sd.Push("nats connection", func(ctx context.Context) error { return drain(ctx, nc, logger) })
+	messaging.RegisterConn(tel, nc)
 
 	// Cache: Redis, shared by the replicas, when configured. Each service
 	// also keeps an in-process cache that its stream's change feed keeps
@@ -105,6 +113,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	if err != nil {
 		return err
 	}
+	backend = cache.Observe(backend, tel)
 	if backend != nil {
 		sd.Push("cache", func(context.Context) error { return backend.Close() })
 	}
@@ -116,12 +125,15 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	// Services.
 	var running []service
 	for _, name := range names {
-		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger, cache: backend, dev: m == modeDev})
+		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger, cache: backend, telemetry: tel, dev: m == modeDev})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		running = append(running, svc)
 		sd.Push("service "+name, svc.Stop)
+	}
+	if err := tel.Err(); err != nil {
+		return err // a metric registered twice in different shapes: a bug
 	}
 
 	// Ops HTTP.
@@ -130,7 +142,8 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	if err != nil {
 		return fmt.Errorf("ops http: listen %s: %w (is another switchboard running? set --http-listen)", cfg.HTTPListen, err)
 	}
-	hs := &http.Server{Handler: opsHandler(nc, backend, func() []service { return running }), ReadHeaderTimeout: 5 * time.Second}
+	ops := opsHandler(nc, backend, func() []service { return running }, registry, cfg.Observability.PProfOn())
+	hs := &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("ops http stopped", slog.String("error", err.Error()))
@@ -144,7 +157,11 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, logge
 	checkDeployment(nc, cfg, m, logger)
 	fmt.Fprintf(stdout, "switchboard %s is ready\n", m)
 	fmt.Fprintf(stdout, "  NATS URL:  %s   (try: nats --server %s micro ls)\n", natsURL, natsURL)
-	fmt.Fprintf(stdout, "  ops HTTP:  %s   (/healthz, /readyz)\n", opsURL)
+	opsPaths := "/healthz, /readyz, /metrics"
+	if cfg.Observability.PProfOn() {
+		opsPaths += ", /debug/pprof/"
+	}
+	fmt.Fprintf(stdout, "  ops HTTP:  %s   (%s)\n", opsURL, opsPaths)
 	var gatewayURL string
 	for _, svc := range running {
 		if u, ok := svc.(urler); ok && svc.Name() == "gateway" {

@@ -17,6 +17,7 @@ import (
 	"github.com/devloop/switchboard/services/orders"
 	"github.com/devloop/switchboard/services/projector"
 	"github.com/devloop/switchboard/services/users"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // service is what serve needs of a running service.
@@ -47,6 +48,8 @@ type deps struct {
 	logger *slog.Logger
 	// cache is the shared cache backend; nil when there is none.
 	cache cache.Backend
+	// telemetry measures and traces every service.
+	telemetry *telemetry.Telemetry
 	// dev is true under `switchboard dev`.
 	dev bool
 }
@@ -80,16 +83,17 @@ func registry() []struct {
 		start starter
 	}{
 		{"users", func(ctx context.Context, d deps) (service, error) {
-			return users.Start(ctx, d.nc, users.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits(), Replication: d.replication()})
+			return users.Start(ctx, d.nc, users.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits(), Replication: d.replication(), Telemetry: d.telemetry})
 		}},
 		{"orders", func(ctx context.Context, d deps) (service, error) {
-			return orders.Start(ctx, d.nc, orders.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits(), Replication: d.replication()})
+			return orders.Start(ctx, d.nc, orders.Options{Logger: d.logger, Cache: d.cacheConfig(), Limits: d.limits(), Replication: d.replication(), Telemetry: d.telemetry})
 		}},
 		{"notifications", func(ctx context.Context, d deps) (service, error) {
 			policy := d.cfg.Notifications.PrivateAddresses
 			return notifications.Start(ctx, d.nc, notifications.Options{
 				Logger:       d.logger,
 				Limits:       d.limits(),
+				Telemetry:    d.telemetry,
 				Cache:        d.cacheConfig(),
 				Replication:  d.replication(),
 				WebhooksFile: d.cfg.Notifications.WebhooksFile,
@@ -106,6 +110,7 @@ func registry() []struct {
 				BatchSize:   d.cfg.Projector.BatchSize,
 				Logger:      d.logger,
 				Limits:      d.limits(),
+				Telemetry:   d.telemetry,
 			})
 		}},
 		// Last: it serves the others over HTTP, so it stops first.

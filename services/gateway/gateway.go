@@ -16,8 +16,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/rs/cors"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/telemetry"
 	"github.com/devloop/switchboard/wire"
 )
 
@@ -62,6 +65,11 @@ type Options struct {
 	// Refresh is how often the routes are rediscovered (default
 	// DefaultRefresh).
 	Refresh time.Duration
+	// Telemetry measures the gateway's calls to the services
+	// (caller="gateway") and, with tracing on, serves each HTTP request in
+	// a span that continues the caller's traceparent, the parent of the
+	// call's span; nil does neither.
+	Telemetry *telemetry.Telemetry
 }
 
 func (o *Options) setDefaults() error {
@@ -129,7 +137,8 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Gateway, error) {
 	}
 	// No session of its own: each HTTP caller brings its own positions
 	// (Switchboard-After), as the services' replies give them.
-	client, err := messaging.NewClient(nc, messaging.WithTimeout(opts.Timeout), messaging.WithoutSession())
+	tel := opts.Telemetry.For("gateway")
+	client, err := messaging.NewClient(nc, messaging.WithTimeout(opts.Timeout), messaging.WithoutSession(), messaging.WithTelemetry(tel))
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +173,7 @@ func New(ctx context.Context, nc *nats.Conn, opts Options) (*Gateway, error) {
 			MaxAge:         600,
 		}).Handler(h)
 	}
-	g.handler = h
+	g.handler = tel.Handler(h)
 	g.disc.start(ctx)
 	return g, nil
 }
@@ -265,6 +274,10 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetName(r.Method + " " + rt.http.Path)
+		span.SetAttributes(semconv.HTTPRoute(rt.http.Path), semconv.RPCMethod(rt.subject))
+	}
 	dl, werr := deadline(r, start, g.opts.Timeout, g.opts.MaxTimeout)
 	if werr != nil {
 		fail(werr, rt.subject)
@@ -328,10 +341,10 @@ func (g *Gateway) log(r *http.Request, status int, id, caller, subject string, s
 	if !g.opts.Logger.Enabled(r.Context(), level) {
 		return
 	}
-	g.opts.Logger.LogAttrs(r.Context(), level, "gateway request",
+	g.opts.Logger.LogAttrs(r.Context(), level, "gateway request", append([]slog.Attr{
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
 		slog.String("subject", subject), slog.String("request_id", id), slog.String("caller", caller),
-		slog.Duration("duration", time.Since(start)))
+		slog.Duration("duration", time.Since(start))}, telemetry.LogAttrs(r.Context())...)...)
 }
 
 func (g *Gateway) serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

@@ -38,6 +38,7 @@ type deliverer struct {
 	delivered deliveredStore
 	now       func() time.Time
 	logger    *slog.Logger
+	metrics   *webhookMetrics // nil: metrics off
 }
 
 // deliver is the handler of every webhook's delivery consumer. A delivery
@@ -61,10 +62,14 @@ func (d *deliverer) deliver(ctx context.Context, ev messaging.Event[contract.Tas
 		log.Warn("cannot tell whether already delivered; sending", slog.String("error", err.Error()))
 	}
 	if done {
+		d.metrics.skipped()
 		log.Debug("already delivered; skipped")
 		return nil
 	}
-	if err := d.post(ctx, hook, t); err != nil {
+	start := time.Now()
+	err = d.post(ctx, hook, t)
+	d.metrics.observe(err, time.Since(start))
+	if err != nil {
 		return err
 	}
 	if err := d.delivered.mark(ctx, key); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/devloop/switchboard/services/notifications/contract"
 	orders "github.com/devloop/switchboard/services/orders/contract"
 	users "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // The durable consumers that fan events out into delivery tasks.
@@ -73,7 +74,7 @@ func firstOf(a, b string) string {
 // consumeEvents starts the fan-out consumers of the users and orders
 // streams. They take new events only: a webhook is not sent the history
 // that came before the service first ran.
-func consumeEvents(ctx context.Context, js jetstream.JetStream, reg *registry, pub *messaging.Publisher, logger *slog.Logger) ([]*messaging.Consumer, error) {
+func consumeEvents(ctx context.Context, js jetstream.JetStream, reg *registry, pub *messaging.Publisher, logger *slog.Logger, tel *telemetry.Telemetry) ([]*messaging.Consumer, error) {
 	specs := []struct{ stream, durable, filter string }{
 		{users.Stream, UsersFanOutConsumer, users.EventSubjects},
 		{orders.Stream, OrdersFanOutConsumer, orders.EventSubjects},
@@ -87,6 +88,7 @@ func consumeEvents(ctx context.Context, js jetstream.JetStream, reg *registry, p
 			FilterSubjects: []string{s.filter},
 			DeliverPolicy:  jetstream.DeliverNewPolicy,
 			Logger:         logger,
+			Telemetry:      tel,
 		}, fanOut(reg, pub))
 		if err != nil {
 			for _, c := range cs {

@@ -14,6 +14,7 @@ import (
 	"github.com/devloop/switchboard/lifecycle"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/notifications/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Defaults of Options.
@@ -39,6 +40,10 @@ type Options struct {
 	// Replication is given to the streams and buckets the service
 	// declares.
 	Replication messaging.Replication
+	// Telemetry measures and traces the service (docs/observability.md):
+	// with tracing on, each webhook POST is a span and carries its trace
+	// context (traceparent); nil does neither.
+	Telemetry *telemetry.Telemetry
 
 	// WebhooksFile is a TOML file of [[webhook]] tables put into the
 	// webhooks bucket at start ("" for none).
@@ -120,6 +125,13 @@ func TasksStreamConfig() jetstream.StreamConfig {
 func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err error) {
 	opts.defaults()
 	logger := opts.Logger.With(slog.String("service", contract.ServiceName))
+	tel := opts.Telemetry.For(contract.ServiceName)
+	if tel.Tracing() {
+		// A copy: a client the caller gave is theirs.
+		c := *opts.HTTPClient
+		c.Transport = tel.Transport(c.Transport)
+		opts.HTTPClient = &c
+	}
 	// Read the file first: a mistake in it should stop start-up before
 	// anything is declared.
 	var fromFile []contract.Webhook
@@ -139,7 +151,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	if err != nil {
 		return nil, err
 	}
-	pub, err := messaging.NewPublisher(nc)
+	pub, err := messaging.NewPublisher(nc, messaging.WithPublishTelemetry(tel))
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +182,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 
 	reg := newRegistry()
 	h := &hooks{kv: kv, reg: reg, tasks: s.tasks, allowPrivate: opts.AllowPrivate}
-	d := &deliverer{reg: reg, client: opts.HTTPClient, delivered: delivered, now: time.Now, logger: logger}
+	d := &deliverer{reg: reg, client: opts.HTTPClient, delivered: delivered, now: time.Now, logger: logger, metrics: newWebhookMetrics(tel)}
 	h.disp = &dispatcher{
 		js:  js,
 		reg: reg,
@@ -180,6 +192,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 			RetryBase:      opts.RetryBase,
 			RetryMax:       opts.RetryMax,
 			HandlerTimeout: opts.DeliveryTimeout + 10*time.Second,
+			Telemetry:      tel,
 		},
 		handler:     d.deliver,
 		stopTimeout: 5 * time.Second,
@@ -209,7 +222,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		return nil
 	})
 
-	if s.fanOut, err = consumeEvents(ctx, js, reg, pub, logger); err != nil {
+	if s.fanOut, err = consumeEvents(ctx, js, reg, pub, logger, tel); err != nil {
 		return nil, err
 	}
 	s.parts.Push("fan-out", func(ctx context.Context) error { return stopAll(ctx, s.fanOut) })
@@ -219,6 +232,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		Version:     contract.Version,
 		Description: "Notifications: signed HTTP webhooks for users and orders events",
 		Logger:      logger,
+		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
 		Consumers:   s.fanOut,

@@ -12,6 +12,7 @@ import (
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
 	users "github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // cancelUserDeleted is the cancel reason of the orders of a deleted user.
@@ -61,12 +62,13 @@ func onUserEvent(s *store) func(context.Context, messaging.Event[users.Event]) e
 	}
 }
 
-func consumeUserEvents(ctx context.Context, js jetstream.JetStream, s *store, logger *slog.Logger) (*messaging.Consumer, error) {
+func consumeUserEvents(ctx context.Context, js jetstream.JetStream, s *store, logger *slog.Logger, tel *telemetry.Telemetry) (*messaging.Consumer, error) {
 	return messaging.Consume(ctx, js, messaging.ConsumerConfig{
 		Stream:         users.Stream,
 		Durable:        UserEventsConsumer,
 		Description:    "orders: cancels the open orders of deleted users",
 		FilterSubjects: []string{users.EventSubjects},
 		Logger:         logger,
+		Telemetry:      tel,
 	}, onUserEvent(s))
 }

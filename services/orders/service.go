@@ -14,6 +14,7 @@ import (
 	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/orders/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Options are the orders service's dependencies, in the shape every
@@ -28,6 +29,9 @@ type Options struct {
 	// Replication is given to the streams and buckets the service
 	// declares.
 	Replication messaging.Replication
+	// Telemetry measures and traces the service (docs/observability.md);
+	// nil does neither.
+	Telemetry *telemetry.Telemetry
 	// UsersTimeout bounds each call to users (default DefaultUsersTimeout).
 	UsersTimeout time.Duration
 }
@@ -55,7 +59,8 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
-	client, err := messaging.NewClient(nc)
+	tel := opts.Telemetry.For(contract.ServiceName)
+	client, err := messaging.NewClient(nc, messaging.WithTelemetry(tel))
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
 	}
@@ -63,6 +68,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
 	cfg.Replication = opts.Replication
+	cfg.Telemetry = tel
 	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("orders: %w", err)
@@ -75,7 +81,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 			err = fmt.Errorf("orders: %w", err)
 		}
 	}()
-	if svc.consumer, err = consumeUserEvents(ctx, js, s, logger); err != nil {
+	if svc.consumer, err = consumeUserEvents(ctx, js, s, logger, tel); err != nil {
 		return nil, err
 	}
 	svc.svc, err = messaging.NewService(nc, messaging.ServiceConfig{
@@ -83,6 +89,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		Version:     contract.Version,
 		Description: "Orders: place, read, list and cancel; events on orders.events.<id>.<kind>",
 		Logger:      logger,
+		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
 		Consumers:   append([]*messaging.Consumer{svc.consumer}, s.es.Consumers()...),

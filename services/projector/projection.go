@@ -14,6 +14,7 @@ import (
 
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/projector/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Timings of a projection's leadership loop.
@@ -56,6 +57,7 @@ type runOptions struct {
 	batchSize    int
 	retryBase    time.Duration
 	retryMax     time.Duration
+	telemetry    *telemetry.Telemetry
 	beforeCommit func(batch []*messaging.Delivery)
 }
 
@@ -148,6 +150,7 @@ func (p *projection) lead(ctx context.Context, conn *pgx.Conn) {
 		RetryBase:  p.opts.retryBase,
 		RetryMax:   p.opts.retryMax,
 		Logger:     p.logger,
+		Telemetry:  p.opts.telemetry,
 	}
 	if last > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy

@@ -14,6 +14,7 @@ import (
 
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/projector/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Defaults of Options.
@@ -31,6 +32,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits bound the endpoints (timeout, concurrency, payload).
 	Limits messaging.Limits
+	// Telemetry measures and traces the service and its consumers
+	// (docs/observability.md); nil does neither.
+	Telemetry *telemetry.Telemetry
 
 	// PostgresURL is a postgres:// URL or DSN of the database; required.
 	PostgresURL string
@@ -92,7 +96,8 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
 	s := &Service{pool: pool, queries: &queries{pool: pool, js: js}, logger: logger}
-	run := runOptions{batchSize: opts.BatchSize, retryBase: opts.RetryBase, retryMax: opts.RetryMax, beforeCommit: opts.beforeCommit}
+	tel := opts.Telemetry.For(contract.ServiceName)
+	run := runOptions{batchSize: opts.BatchSize, retryBase: opts.RetryBase, retryMax: opts.RetryMax, telemetry: tel, beforeCommit: opts.beforeCommit}
 	if run.batchSize <= 0 {
 		run.batchSize = DefaultBatchSize
 	}
@@ -117,6 +122,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		Version:       contract.Version,
 		Description:   "Projector: users and orders in PostgreSQL, fed exactly-once from USERS and ORDERS; users.search, orders.search",
 		Logger:        logger,
+		Telemetry:     tel,
 		Limits:        opts.Limits,
 		ConsumerStats: s.consumerStats,
 	}, routes(s)...)

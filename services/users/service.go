@@ -12,6 +12,7 @@ import (
 	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users/contract"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Options are the users service's dependencies, in the shape every
@@ -27,6 +28,9 @@ type Options struct {
 	// Replication is given to the streams and buckets the service
 	// declares.
 	Replication messaging.Replication
+	// Telemetry measures and traces the service (docs/observability.md);
+	// nil does neither.
+	Telemetry *telemetry.Telemetry
 }
 
 // Service is a running users service.
@@ -42,10 +46,12 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With(slog.String("service", contract.ServiceName))
+	tel := opts.Telemetry.For(contract.ServiceName)
 	cfg := Entity()
 	cfg.Logger = logger
 	cfg.Cache = opts.Cache
 	cfg.Replication = opts.Replication
+	cfg.Telemetry = tel
 	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
@@ -56,6 +62,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		Version:     contract.Version,
 		Description: "Users: create, read, update, delete and list; events on users.events.<id>",
 		Logger:      logger,
+		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
 		Consumers:   s.es.Consumers(),
