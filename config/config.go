@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +53,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// ShutdownTimeout bounds draining and shutting down.
 	ShutdownTimeout time.Duration
+	// DevAllowRemote lets dev listen on other addresses than loopback.
+	DevAllowRemote bool
 
 	// Sources records, for each setting name, where its value came from.
 	Sources map[string]Source
@@ -128,6 +131,18 @@ type Notifications struct {
 	// loopback addresses: "allow", "deny", or "auto" (allowed in dev,
 	// refused elsewhere).
 	PrivateAddresses string
+	// EncryptionKey is the base64 of the 32-byte key that encrypts
+	// webhook secrets at rest; secret. See [Notifications.Key].
+	EncryptionKey string
+}
+
+// Key returns the decoded EncryptionKey, nil when it is empty.
+func (n Notifications) Key() []byte {
+	if n.EncryptionKey == "" {
+		return nil
+	}
+	key, _ := base64.StdEncoding.DecodeString(n.EncryptionKey) // checked by Load
+	return key
 }
 
 // Postgres holds the PostgreSQL of the projector's query tables.
@@ -302,7 +317,7 @@ func Load(command string, args []string, getenv func(string) string) (Config, []
 	if err != nil {
 		return Config{}, nil, err
 	}
-	fromEnv := lookupEnv(set, getenv)
+	fromEnv, fromFallback := lookupEnv(set, getenv)
 
 	c := Default(getenv)
 	// The file is named by the config setting, which only env and flags
@@ -322,13 +337,18 @@ func Load(command string, args []string, getenv func(string) string) (Config, []
 		}
 	}
 
-	for _, layer := range [][]assignment{fromFile, fromEnv, fromFlags} {
+	// Variables set for other tools (NATS_URL, for the nats CLI) count
+	// below the file: exporting one must not redirect a configured
+	// process.
+	layers := [][]assignment{fromFallback, fromFile, fromEnv, fromFlags}
+	for _, layer := range layers {
 		for _, a := range layer {
 			if err := c.assign(a); err != nil {
 				return Config{}, nil, err
 			}
 		}
 	}
+	c.dropOverriddenAuth(layers)
 	if err := c.Validate(); err != nil {
 		return Config{}, nil, err
 	}
@@ -367,10 +387,15 @@ func parseFlags(command string, set []setting, args []string) ([]assignment, []s
 	// and the environment, with errors that name the setting and the flag.
 	given := map[string]string{}
 	for _, s := range set {
-		fs.Func(s.name, s.help, func(v string) error {
+		record := func(v string) error {
 			given[s.name] = v
 			return nil
-		})
+		}
+		if s.value.toml == tomlBool {
+			fs.BoolFunc(s.name, s.help, record) // --dev-allow-remote, or =false
+			continue
+		}
+		fs.Func(s.name, s.help, record)
 	}
 	// Flags may come before, between or after positional arguments
 	// (`run users --log-level debug`), as people type them; "--" ends
@@ -404,18 +429,61 @@ func parseFlags(command string, set []setting, args []string) ([]assignment, []s
 }
 
 // lookupEnv treats an empty variable as unset, as getenv cannot tell them
-// apart.
-func lookupEnv(set []setting, getenv func(string) string) []assignment {
-	var as []assignment
+// apart. It returns the SWITCHBOARD_* variables and, apart, the fallback
+// ones of settings that no SWITCHBOARD_* variable sets.
+func lookupEnv(set []setting, getenv func(string) string) (env, fallback []assignment) {
 	for _, s := range set {
-		for _, name := range s.envNames() {
+		if v := getenv(s.env()); v != "" {
+			env = append(env, assignment{setting: s, raw: v, source: Source{Kind: KindEnv, Name: s.env()}})
+			continue
+		}
+		for _, name := range s.fallbackEnv {
 			if v := getenv(name); v != "" {
-				as = append(as, assignment{setting: s, raw: v, source: Source{Kind: KindEnv, Name: name}})
+				fallback = append(fallback, assignment{setting: s, raw: v, source: Source{Kind: KindEnv, Name: name}})
 				break
 			}
 		}
 	}
-	return as
+	return env, fallback
+}
+
+// authMethods are the NATS authentication methods, each its settings.
+var authMethods = [][]string{{nameNATSUser, nameNATSPassword}, {nameNATSToken}, {nameNATSCreds}, {nameNATSNKey}}
+
+// dropOverriddenAuth lets a source replace the NATS authentication method
+// of a source below it: when the methods in use were set by different
+// layers, only the highest layer's stays; the others go back to their
+// (empty) defaults. Two methods from one layer are left for Validate to
+// refuse.
+func (c *Config) dropOverriddenAuth(layers [][]assignment) {
+	layerOf := map[string]int{}
+	for i, layer := range layers {
+		for _, a := range layer {
+			layerOf[a.setting.name] = i + 1
+		}
+	}
+	top, methods := 0, map[int]int{} // the highest layer of each method
+	for m, names := range authMethods {
+		for _, n := range names {
+			if l := layerOf[n]; l > methods[m] {
+				methods[m] = l
+			}
+		}
+		top = max(top, methods[m])
+	}
+	for m, l := range methods {
+		if l == 0 || l == top {
+			continue
+		}
+		for _, n := range authMethods[m] {
+			for _, s := range settings() {
+				if s.name == n {
+					_ = s.value.set(c, "")
+					c.Sources[n] = Source{Kind: KindDefault}
+				}
+			}
+		}
+	}
 }
 
 // Validate checks every setting of c, and the rules that span settings
@@ -449,7 +517,7 @@ func (c Config) Validate() error {
 		return conflict(nameNATSPassword, "needs "+nameNATSUser)
 	}
 	var auth []string // the first setting of each auth method in use
-	for _, method := range [][]string{{nameNATSUser, nameNATSPassword}, {nameNATSToken}, {nameNATSCreds}, {nameNATSNKey}} {
+	for _, method := range authMethods {
 		for _, name := range method {
 			if isSet(name) {
 				auth = append(auth, name)

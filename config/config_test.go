@@ -71,11 +71,26 @@ func TestLoadPrecedence(t *testing.T) {
 			want: "nats://file:4222", wantSource: config.Source{Kind: config.KindFile},
 		},
 		{
-			name:      "NATS_URL over file",
+			// NATS_URL is exported for the nats CLI: it must not
+			// redirect a process whose file names its NATS.
+			name:      "file over NATS_URL",
 			givenEnv:  map[string]string{"NATS_URL": "nats://std:4222"},
 			givenFile: fileURL,
 			setting:   "nats-url", got: func(c config.Config) any { return c.NATS.URL },
+			want: "nats://file:4222", wantSource: config.Source{Kind: config.KindFile},
+		},
+		{
+			name:     "NATS_URL over default",
+			givenEnv: map[string]string{"NATS_URL": "nats://std:4222"},
+			setting:  "nats-url", got: func(c config.Config) any { return c.NATS.URL },
 			want: "nats://std:4222", wantSource: config.Source{Kind: config.KindEnv, Name: "NATS_URL"},
+		},
+		{
+			name:      "SWITCHBOARD_NATS_URL over file",
+			givenEnv:  map[string]string{"NATS_URL": "nats://std:4222", "SWITCHBOARD_NATS_URL": "nats://ours:4222"},
+			givenFile: fileURL,
+			setting:   "nats-url", got: func(c config.Config) any { return c.NATS.URL },
+			want: "nats://ours:4222", wantSource: config.Source{Kind: config.KindEnv, Name: "SWITCHBOARD_NATS_URL"},
 		},
 		{
 			name:      "SWITCHBOARD_NATS_URL over NATS_URL",
@@ -174,6 +189,26 @@ func TestLoadPrecedence(t *testing.T) {
 				t.Errorf("Sources[%q] = %v, want %v", tt.setting, got, wantSource)
 			}
 		})
+	}
+}
+
+// TestAuthMethodReplacedByHigherSource: a method given by env or a flag
+// replaces the file's, instead of conflicting with it.
+func TestAuthMethodReplacedByHigherSource(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "u.creds")
+	if err := os.WriteFile(creds, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _, err := load(t, nil, map[string]string{"SWITCHBOARD_NATS_TOKEN": "s3cret-token"}, fmt.Sprintf("nats-creds = %q\nnats-user = \"u\"\nnats-password = \"p\"\n", creds))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.NATS.Token != "s3cret-token" || c.NATS.CredsFile != "" || c.NATS.User != "" || c.NATS.Password != "" {
+		t.Errorf("NATS auth = token %q, creds %q, user %q, password %q; want only the token", c.NATS.Token, c.NATS.CredsFile, c.NATS.User, c.NATS.Password)
+	}
+	if got := c.Sources["nats-creds"]; got.Kind != config.KindDefault {
+		t.Errorf("Sources[nats-creds] = %v, want default", got)
 	}
 }
 
@@ -443,9 +478,8 @@ func TestLoadInvalid(t *testing.T) {
 		},
 		{
 			name:      "creds and nkey",
-			givenArgs: []string{"--nats-nkey", nkey},
-			givenFile: fmt.Sprintf("nats-creds = %q\n", creds),
-			wantIn:    []string{"invalid nats-nkey (from flag --nats-nkey): conflicts with nats-creds (from file "},
+			givenArgs: []string{"--nats-nkey", nkey, "--nats-creds", creds},
+			wantIn:    []string{"invalid nats-nkey (from flag --nats-nkey): conflicts with nats-creds (from flag --nats-creds)"},
 		},
 		{
 			name:      "unreadable creds file",
@@ -628,7 +662,7 @@ func TestMaskURL(t *testing.T) {
 		{name: "redis password only", given: "redis://:pw@h:6379/0", want: "redis://:xxxxx@h:6379/0"},
 		{name: "list", given: "nats://a:1, wss://ada:pw@b:443", want: "nats://a:1,wss://ada:xxxxx@b:443"},
 		{name: "empty", given: "", want: ""},
-		{name: "unparsable is unchanged", given: "nats://a:%zz@h", want: "nats://a:%zz@h"},
+		{name: "unparsable with an @ is masked whole", given: "nats://a:%zz@h", want: "xxxxx"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
+
+	"github.com/devloop/switchboard/redact"
 )
 
 // Describe writes every setting, one per line, as
@@ -62,27 +63,6 @@ func (c Config) LogValue() slog.Value {
 }
 
 // MaskURL returns raw, a URL or a comma-separated list of URLs, with each
-// password replaced by xxxxx, as url.URL.Redacted does. For the NATS schemes
-// (nats, tls, ws, wss) a user name without a password is a token, so it is
-// masked too. An entry that does not parse is returned unchanged.
-func MaskURL(raw string) string {
-	parts := strings.Split(raw, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
-			continue
-		}
-		if _, ok := u.User.Password(); ok {
-			parts[i] = u.Redacted()
-			continue
-		}
-		switch u.Scheme {
-		case "nats", "tls", "ws", "wss":
-			if u.User.Username() != "" {
-				u.User = url.User(masked)
-				parts[i] = u.String()
-			}
-		}
-	}
-	return strings.Join(parts, ",")
-}
+// password (and a NATS URL's token) replaced by xxxxx: redact.URL, which
+// every part of Switchboard that shows a URL uses.
+func MaskURL(raw string) string { return redact.URL(raw) }

@@ -2,7 +2,12 @@
 // variables and a TOML file, in that order of precedence, over built-in
 // defaults:
 //
-//	flag > env > file > default
+//	flag > SWITCHBOARD_* env > file > NATS_URL > default
+//
+// NATS_URL is the nats CLI's variable: exported for the CLI, it must not
+// redirect a process whose file names its NATS, so it counts below the
+// file. A source that sets a NATS authentication method replaces the
+// method a lower source set, instead of conflicting with it.
 //
 // Every setting has one name used everywhere: the flag --nats-url, the
 // environment variable SWITCHBOARD_NATS_URL and the file key nats-url.

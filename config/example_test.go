@@ -90,6 +90,8 @@ func ExampleConfig_Describe() {
 	// projector-batch-size      = 200                                   (default)
 	// webhooks-file             =                                       (default)
 	// webhook-private-addresses = auto                                  (default)
+	// webhook-encryption-key    =                                       (default)
+	// dev-allow-remote          = false                                 (default)
 	// gateway-listen            = 127.0.0.1:8081                        (default)
 	// gateway-auth              = auto                                  (default)
 	// gateway-api-keys          =                                       (default)

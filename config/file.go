@@ -62,6 +62,10 @@ func readFile(set []setting, path string, src Source) ([]assignment, error) {
 			var n int64
 			err = md.PrimitiveDecode(prim, &n)
 			v = strconv.FormatInt(n, 10)
+		case tomlBool:
+			var b bool
+			err = md.PrimitiveDecode(prim, &b)
+			v = strconv.FormatBool(b)
 		default:
 			err = md.PrimitiveDecode(prim, &v)
 		}
@@ -84,7 +88,7 @@ func readFile(set []setting, path string, src Source) ([]assignment, error) {
 
 // tomlLiteral writes v, a value of s in the form flags take, as TOML.
 func tomlLiteral(s setting, v string) string {
-	if s.value.toml == tomlInteger {
+	if s.value.toml == tomlInteger || s.value.toml == tomlBool {
 		return v
 	}
 	return strconv.Quote(v)

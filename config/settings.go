@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,8 @@ const (
 	nameNATSCert     = "nats-cert"
 	nameNATSKey      = "nats-key"
 
+	nameWebhookKey          = "webhook-encryption-key"
+	nameDevAllowRemote      = "dev-allow-remote"
 	nameGatewayListen       = "gateway-listen"
 	nameGatewayAuth         = "gateway-auth"
 	nameGatewayAPIKeys      = "gateway-api-keys"
@@ -49,7 +52,7 @@ func settings() []setting {
 			value:   str(func(c *Config) *string { return &c.ConfigFile }, nil),
 		},
 		{
-			name: nameNATSURL, arg: "urls", url: true, extraEnv: []string{"NATS_URL"},
+			name: nameNATSURL, arg: "urls", url: true, fallbackEnv: []string{"NATS_URL"},
 			def:     "nats://127.0.0.1:4222",
 			help:    "NATS server URL, or a comma-separated list of them",
 			allowed: "URLs with scheme nats, tls, ws or wss and a host",
@@ -259,6 +262,19 @@ func settings() []setting {
 			value:   str(func(c *Config) *string { return &c.Notifications.PrivateAddresses }, oneOf("auto", "allow", "deny")),
 		},
 		{
+			name: nameWebhookKey, arg: "base64", secret: true,
+			help:    "key that encrypts webhook secrets at rest (AES-256-GCM): 32 random bytes, base64; empty in dev keeps a generated one in the data dir",
+			allowed: "empty, or the standard base64 of exactly 32 bytes",
+			value:   str(func(c *Config) *string { return &c.Notifications.EncryptionKey }, checkEncryptionKey),
+		},
+		{
+			name: nameDevAllowRemote, arg: "bool",
+			def:     "false",
+			help:    "let dev listen on addresses other than loopback (NATS, ops HTTP, gateway); it then requires gateway auth and refuses private webhook targets",
+			allowed: "true, false",
+			value:   boolean(func(c *Config) *bool { return &c.DevAllowRemote }),
+		},
+		{
 			name: nameGatewayListen, arg: "host:port",
 			def:     "127.0.0.1:8081",
 			help:    "address of the HTTP gateway (switchboard run gateway, dev); port 0 picks a free one",
@@ -358,19 +374,21 @@ func settings() []setting {
 // and, upper-cased with dashes turned to underscores and SWITCHBOARD_ in
 // front, the environment variable.
 type setting struct {
-	name     string
-	arg      string // placeholder for the value in Usage, e.g. "host:port"
-	help     string // one line, no final period
-	allowed  string // the allowed values, for the reference docs
-	def      string // default as given on the command line; as documented when defFrom is set
-	defFrom  func(getenv func(string) string) string
-	example  string   // value for the example file, when the default is not a good one
-	extraEnv []string // further environment variables, consulted in order after the main one
-	secret   bool     // mask the whole value when printing
-	url      bool     // mask passwords inside the URL(s) when printing
-	noFile   bool     // cannot be set in the config file
-	readable bool     // a file path that must be readable when set
-	value    value
+	name    string
+	arg     string // placeholder for the value in Usage, e.g. "host:port"
+	help    string // one line, no final period
+	allowed string // the allowed values, for the reference docs
+	def     string // default as given on the command line; as documented when defFrom is set
+	defFrom func(getenv func(string) string) string
+	example string // value for the example file, when the default is not a good one
+	// fallbackEnv are further environment variables, set for other tools
+	// (the nats CLI's NATS_URL): they count below the file.
+	fallbackEnv []string
+	secret      bool // mask the whole value when printing
+	url         bool // mask passwords inside the URL(s) when printing
+	noFile      bool // cannot be set in the config file
+	readable    bool // a file path that must be readable when set
+	value       value
 }
 
 func (s setting) env() string {
@@ -378,7 +396,7 @@ func (s setting) env() string {
 }
 
 func (s setting) envNames() []string {
-	return append([]string{s.env()}, s.extraEnv...)
+	return append([]string{s.env()}, s.fallbackEnv...)
 }
 
 // display masks v as printing does.
@@ -426,6 +444,7 @@ type value struct {
 const (
 	tomlString  = "string"
 	tomlInteger = "integer"
+	tomlBool    = "boolean"
 )
 
 func str(field func(*Config) *string, check func(string) error) value {
@@ -464,6 +483,21 @@ func duration(field func(*Config) *time.Duration, limit time.Duration) value {
 			return nil
 		},
 		toml: tomlString,
+	}
+}
+
+func boolean(field func(*Config) *bool) value {
+	return value{
+		set: func(c *Config, raw string) error {
+			b, err := strconv.ParseBool(raw)
+			if err != nil {
+				return errors.New("want true or false")
+			}
+			*field(c) = b
+			return nil
+		},
+		get:  func(c *Config) string { return strconv.FormatBool(*field(c)) },
+		toml: tomlBool,
 	}
 }
 
@@ -626,6 +660,21 @@ func checkAPIKeys(v string) error {
 
 func isKeyNameRune(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+}
+
+// checkEncryptionKey never quotes the key.
+func checkEncryptionKey(v string) error {
+	if v == "" {
+		return nil
+	}
+	key, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return errors.New("not standard base64 (make one with: head -c 32 /dev/urandom | base64)")
+	}
+	if len(key) != 32 {
+		return fmt.Errorf("decodes to %d bytes, want 32 (make one with: head -c 32 /dev/urandom | base64)", len(key))
+	}
+	return nil
 }
 
 func checkJWTSecret(v string) error {

@@ -36,8 +36,9 @@ func Usage(w io.Writer, command string) {
 
 	fmt.Fprintf(w, "Usage: %s [flags] [arguments]\n\n", command)
 	fmt.Fprintf(w, "Each setting is a flag, an environment variable, or a key of the TOML file\n")
-	fmt.Fprintf(w, "named by --config (the flag name without dashes). Precedence: flag > env >\n")
-	fmt.Fprintf(w, "file > default. Prefer env or the file for secrets: flags show in ps.\n\n")
+	fmt.Fprintf(w, "named by --config (the flag name without dashes). Precedence: flag >\n")
+	fmt.Fprintf(w, "SWITCHBOARD_* env > file > NATS_URL > default. Prefer env or the file for\n")
+	fmt.Fprintf(w, "secrets: flags show in ps.\n\n")
 	fmt.Fprintf(w, "Flags:\n")
 	for _, r := range rows {
 		fmt.Fprintf(w, "  %-*s  %s\n", flagW, r.flag, r.help)

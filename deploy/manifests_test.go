@@ -25,9 +25,7 @@ import (
 // work that adds it. The name check skips them until the binary lists them;
 // from then on they are checked like every other. Remove an entry when its
 // work has landed.
-var pendingSettings = map[string]string{
-	"SWITCHBOARD_WEBHOOK_ENCRYPTION_KEY": "issue 11 (security): webhook secrets encrypted at rest",
-}
+var pendingSettings = map[string]string{}
 
 // Paths the manifests point at before the binary serves them; a pending
 // path may answer 404, any other answer must be 200.
@@ -169,7 +167,7 @@ func checkServices(t *testing.T, p product, m manifests) {
 	for _, svc := range p.services {
 		if deployed[svc] == "" {
 			t.Errorf("switchboard runs service %q but no Deployment does: copy deploy/kubernetes/base/orders to base/%s, "+
-				"replace orders by %s in it, list it in base/kustomization.yaml and add its %s.creds to the Secret "+
+				"replace orders by %s in it, list it in base/kustomization.yaml and add its %s.nk to the Secret "+
 				"(docs/operations.md, \"Adding a service\")", svc, svc, svc, svc)
 		}
 	}

@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +79,16 @@ func TestNATSValuesKnownToChart(t *testing.T) {
 		}
 	}
 	walk("", ours, chart)
+
+	// The accounts switchboard nats-config writes are values of the chart
+	// too, below config.merge.
+	p := buildProduct(t)
+	dir := t.TempDir()
+	runProduct(t, p, nil, "nats-config", "--out", dir)
+	gen := readValues(t, filepath.Join(dir, "helm-values.json"))
+	if _, ok := lookup(gen, "config.merge.accounts.SWITCHBOARD").(map[string]any); !ok || len(gen) != 1 {
+		t.Errorf("helm-values.json: want only config.merge.accounts.SWITCHBOARD, got %v", gen)
+	}
 }
 
 // TestNATSValuesForSwitchboard checks the cluster the values describe and
@@ -93,13 +104,16 @@ func TestNATSValuesForSwitchboard(t *testing.T) {
 		"config.jetstream.fileStore.enabled":     true,
 		"config.jetstream.fileStore.pvc.enabled": true,
 		"config.jetstream.memoryStore.enabled":   false,
-		// Pods connect with .creds files: operator mode with a resolver.
-		"config.resolver.enabled":     true,
-		"podDisruptionBudget.enabled": true,
+		"podDisruptionBudget.enabled":            true,
 	} {
 		if got := lookup(v, path); got != want {
 			t.Errorf("%s = %v, want %v", path, got, want)
 		}
+	}
+	// Pods connect with nkeys of a static account, which
+	// `switchboard nats-config` writes as helm-values.json: no resolver.
+	if r, _ := lookup(v, "config.resolver.enabled").(bool); r {
+		t.Error("config.resolver.enabled: the accounts are static (switchboard nats-config), not JWTs")
 	}
 	name, _ := lookup(v, "fullnameOverride").(string)
 	if name == "" {

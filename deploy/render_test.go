@@ -125,7 +125,7 @@ func testSecrets(t *testing.T) map[string]string {
 			base64.StdEncoding.EncodeToString(key)),
 	}
 	for _, svc := range []string{"users", "orders", "notifications"} {
-		files[svc+".creds"] = "-----BEGIN NATS USER JWT-----\ntest " + svc + "\n------END NATS USER JWT------\n"
+		files[svc+".nk"] = "SUAtest" + svc + "\n"
 	}
 	return files
 }

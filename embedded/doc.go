@@ -7,6 +7,10 @@
 // [Server.ConnectOption] (an in-memory pipe, no TCP), while tools such as the
 // nats CLI connect over TCP to [Server.ClientURL].
 //
+// [Options.Config] runs nats-server configuration text, such as the
+// accounts natsauth renders: `switchboard dev` runs the same authorization
+// model as production that way.
+//
 // The server never exits the process: nats-server reports fatal start-up
 // errors through its logger, and this package turns them into errors returned
 // by Start. A port already in use is reported as [ErrAddrInUse], and a store

@@ -391,3 +391,25 @@ func attr(r slog.Record, key string) string {
 	})
 	return v
 }
+
+// TestStartWithConfig: the server runs the configuration text it is given
+// (here a user with a password), under the settings of Options.
+func TestStartWithConfig(t *testing.T) {
+	s := startServer(t, embedded.Options{Config: `authorization { users: [{user: "ada", password: "s3cret"}] }`})
+	if nc, err := nats.Connect(s.ClientURL()); err == nil {
+		nc.Close()
+		t.Error("an anonymous client connected to a server that requires a user")
+	}
+	nc, err := s.Connect("ada", nats.UserInfo("ada", "s3cret"))
+	if err != nil {
+		t.Fatalf("Connect as ada: %v", err)
+	}
+	nc.Close()
+	if !s.NATS().JetStreamEnabled() {
+		t.Error("JetStream is not enabled")
+	}
+	_, err = embedded.Start(t.Context(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Config: "accounts {"})
+	if !errors.Is(err, embedded.ErrInvalidOption) {
+		t.Errorf("Start with a broken configuration: %v, want ErrInvalidOption", err)
+	}
+}

@@ -53,6 +53,13 @@ type Options struct {
 	// spaces. "" means DefaultServerName.
 	ServerName string
 
+	// Config is nats-server configuration text (its file syntax) that the
+	// server runs with, under the settings of these Options, which win:
+	// accounts and users with their permissions (natsauth renders them),
+	// TLS. "" means none: every client connects without credentials, to
+	// the global account.
+	Config string
+
 	// Cluster, when set, makes the server one node of a NATS cluster:
 	// replicated streams in one process or on one machine, as the cluster
 	// tests use them. ServerName must then differ between the nodes.
@@ -84,6 +91,7 @@ type config struct {
 	readyTimeout time.Duration
 	maxPayload   int32
 	serverName   string
+	serverConfig string
 	cluster      *Cluster
 }
 
@@ -93,6 +101,7 @@ func (o Options) config() (config, error) {
 		readyTimeout: o.ReadyTimeout,
 		maxPayload:   o.MaxPayload,
 		serverName:   o.ServerName,
+		serverConfig: o.Config,
 		cluster:      o.Cluster,
 	}
 	if c.logger == nil {
@@ -164,23 +173,24 @@ func (c config) listenAddr() string {
 func (c config) serverOptions() (*server.Options, error) {
 	debug := c.logger.Enabled(context.Background(), slog.LevelDebug)
 	trace := c.logger.Enabled(context.Background(), LevelTrace)
-	o := &server.Options{
-		ServerName: c.serverName,
-		Host:       c.host,
-		Port:       c.port,
-		MaxPayload: c.maxPayload,
-		JetStream:  true,
-		StoreDir:   c.storeDir,
-		// The process, not the library, owns signals.
-		NoSigs: true,
-		// Our logger is installed with SetLoggerV2; NoLog would only stop
-		// ConfigureLogger, which we never call.
-		NoLog: false,
-		Debug: debug,
-		Trace: trace,
-		// The ASCII art is a dozen noisy lines in every dev run and test.
-		DisableJetStreamBanner: true,
+	o := &server.Options{}
+	if c.serverConfig != "" {
+		if err := o.ProcessConfigString(c.serverConfig); err != nil {
+			return nil, fmt.Errorf("%w: Config: %w", ErrInvalidOption, err)
+		}
 	}
+	o.ServerName = c.serverName
+	o.Host, o.Port = c.host, c.port
+	o.MaxPayload = c.maxPayload
+	o.JetStream, o.StoreDir = true, c.storeDir
+	// The process, not the library, owns signals.
+	o.NoSigs = true
+	// Our logger is installed with SetLoggerV2; NoLog would only stop
+	// ConfigureLogger, which we never call.
+	o.NoLog = false
+	o.Debug, o.Trace = debug, trace
+	// The ASCII art is a dozen noisy lines in every dev run and test.
+	o.DisableJetStreamBanner = true
 	if cl := c.cluster; cl != nil {
 		host, port, err := net.SplitHostPort(cl.Listen)
 		if err != nil {

@@ -221,7 +221,7 @@ func ErrorRules() []messaging.ErrorRule {
 
 // EventStream is the configuration of an entity stream as the store
 // expects it: file storage, limits retention (the stream is the source of
-// truth, nothing is ever acknowledged away), deletes denied, and a
+// truth, nothing is ever acknowledged away), deletes and purges denied, and a
 // two-minute window of Nats-Msg-Id de-duplication for resent writes. The
 // store adds its own fence and internal subjects (Config.Stream).
 func EventStream(name, description string, subjects ...string) jetstream.StreamConfig {
@@ -232,6 +232,8 @@ func EventStream(name, description string, subjects ...string) jetstream.StreamC
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		DenyDelete:  true,
-		Duplicates:  2 * time.Minute,
+		// Nobody purges the record of events, the operator neither.
+		DenyPurge:  true,
+		Duplicates: 2 * time.Minute,
 	}
 }

@@ -87,6 +87,7 @@ func (s *Store[T]) startCaches(ctx, bg context.Context, nc *nats.Conn) error {
 		RetryMax:       time.Second,
 		Logger:         s.logger,
 		Telemetry:      s.cfg.Telemetry,
+		Replication:    s.cfg.Replication,
 	}, func(ctx context.Context, d *messaging.Delivery) error {
 		id := s.cfg.IDOf(d.Subject)
 		if id == "" {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/redact"
 )
 
 // ConnectOptions describes a connection to an external NATS server or
@@ -16,6 +18,11 @@ type ConnectOptions struct {
 	URL string
 	// Name identifies this process in the server's connection list.
 	Name string
+	// InboxPrefix is the prefix of this connection's reply subjects,
+	// "" for nats.go's "_INBOX". Where every NATS user may subscribe only
+	// under its own prefix (docs/security.md), it names the caller of
+	// every request this connection sends (see [Request.Caller]).
+	InboxPrefix string
 	// Logger receives connection events; nil discards.
 	Logger *slog.Logger
 
@@ -109,6 +116,9 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	if o.Token != "" {
 		opts = append(opts, nats.Token(o.Token))
 	}
+	if o.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
+	}
 	if o.CAFile != "" {
 		opts = append(opts, nats.RootCAs(o.CAFile))
 	}
@@ -117,19 +127,22 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	}
 	opts = append(opts, o.Extra...)
 
+	// The URL may carry a password or a token: only its masked form is
+	// ever shown.
+	shown := redact.URL(o.URL)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect %s: %w", o.URL, err)
+		return nil, fmt.Errorf("nats connect %s: %w", shown, err)
 	}
 	if nc.IsConnected() {
 		return nc, nil
 	}
-	logger.Warn("nats not reachable yet; retrying", slog.String("url", o.URL))
+	logger.Warn("nats not reachable yet; retrying", slog.String("url", shown))
 	select {
 	case <-connected:
 		return nc, nil
 	case <-ctx.Done():
 		nc.Close()
-		return nil, fmt.Errorf("nats connect %s: %w", o.URL, ctx.Err())
+		return nil, fmt.Errorf("nats connect %s: %w", shown, ctx.Err())
 	}
 }

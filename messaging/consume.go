@@ -75,6 +75,10 @@ type ConsumerConfig struct {
 	// DeadLetterStream receives what cannot be handled, on
 	// DeadLetterSubject(Stream, Durable) (default "DEADLETTER").
 	DeadLetterStream string
+	// Replication is given to the dead-letter stream when this consumer
+	// is the first to need it and creates it; an existing one is left as
+	// it is.
+	Replication Replication
 	// DoubleAck waits for the server to confirm each ack, for side
 	// effects that must not repeat.
 	DoubleAck bool
@@ -235,7 +239,7 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		tr:        newTracing(cfg.Telemetry),
 		m:         newConsumerMetrics(cfg.Telemetry, cfg.Stream, cfg.Durable),
 	}
-	if err := createStreamIfMissing(ctx, js, DeadLetterStreamConfig(cfg.DeadLetterStream)); err != nil {
+	if err := createStreamIfMissing(ctx, js, cfg.Replication.Stream(DeadLetterStreamConfig(cfg.DeadLetterStream))); err != nil {
 		return nil, err
 	}
 	c.base, c.cancel = context.WithCancel(context.Background())

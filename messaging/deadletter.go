@@ -66,11 +66,9 @@ func DeadLetterStreamConfig(name string) jetstream.StreamConfig {
 	}
 }
 
-// EnsureDeadLetterStream declares the dead-letter stream name with r
-// applied, as EnsureStream declares others. Consumers create it on their
-// own when it is missing, with one replica; a process that runs them
-// against a cluster declares it first (switchboard does, with
-// --stream-replicas).
+// EnsureDeadLetterStream creates the dead-letter stream name with r
+// applied unless it exists, as a consumer does (ConsumerConfig.Replication)
+// when it is the first to need it; an existing one is left as it is.
 func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name string, r Replication) error {
 	if name == "" {
 		name = DefaultDeadLetterStream
@@ -305,14 +303,11 @@ func (d *DeadLetters) ReplayAll(ctx context.Context, q DeadLetterQuery, resubmit
 }
 
 // createStreamIfMissing creates the stream cfg describes unless it exists;
-// an existing one is left as it is, but for its replicas, raised to
-// cfg.Replicas when it has fewer.
+// an existing one is left exactly as it is (an operator's settings stay,
+// and a consumer needs no right to change it).
 func createStreamIfMissing(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
 	_, err := js.Stream(ctx, cfg.Name)
 	if err == nil {
-		if err := raiseReplicas(ctx, js, cfg.Name, cfg.Replicas); err != nil {
-			return fmt.Errorf("declare stream %s: %w", cfg.Name, err)
-		}
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -20,7 +20,8 @@ import (
 	"github.com/devloop/switchboard/wire"
 )
 
-// lockedBuffer collects JSON log records from concurrent handlers.
+// lockedBuffer collects log records written from other goroutines
+// (handlers, connection callbacks).
 type lockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -30,6 +31,12 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // records decodes the JSON records logged so far.

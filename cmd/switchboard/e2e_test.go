@@ -24,9 +24,11 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
-	"github.com/devloop/switchboard/services/notifications"
+	"github.com/devloop/switchboard/natsauth"
 	notifcontract "github.com/devloop/switchboard/services/notifications/contract"
 	orders "github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/services/users/contract"
@@ -237,7 +239,7 @@ func (p *process) stop(t *testing.T, sig os.Signal) {
 
 // natsCLI runs the nats CLI against url with NATS_URL, as the README does,
 // and returns its stdout and stderr. It fails the test on a non-zero exit.
-func natsCLI(t *testing.T, url string, args ...string) (stdout, stderr string) {
+func natsCLI(t *testing.T, url natsTarget, args ...string) (stdout, stderr string) {
 	t.Helper()
 	stdout, stderr, err := runCLI(t, url, "nats", args...)
 	if err != nil {
@@ -247,14 +249,18 @@ func natsCLI(t *testing.T, url string, args ...string) (stdout, stderr string) {
 }
 
 // runCLI runs the command name (the nats CLI, or a command that runs it)
-// with NATS_URL set to url, and returns its output and exit error.
-func runCLI(t *testing.T, url, name string, args ...string) (stdout, stderr string, err error) {
+// with NATS_URL (and NATS_NKEY) set to reach url, and returns its output
+// and exit error.
+func runCLI(t *testing.T, url natsTarget, name string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	// An empty config dir: no nats context of the user's applies.
-	cmd.Env = cleanEnv("NATS_URL="+url, "XDG_CONFIG_HOME="+t.TempDir())
+	cmd.Env = cleanEnv("NATS_URL="+url.url, "XDG_CONFIG_HOME="+t.TempDir())
+	if url.nkey != "" {
+		cmd.Env = append(cmd.Env, "NATS_NKEY="+url.nkey)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
@@ -276,7 +282,7 @@ func shellQuote(args []string) string {
 // natsReq runs nats req and decodes the reply body into a T; nats req
 // prints the body on stdout (its progress and the reply headers go to
 // stderr).
-func natsReq[T any](t *testing.T, url string, args ...string) (T, string) {
+func natsReq[T any](t *testing.T, url natsTarget, args ...string) (T, string) {
 	t.Helper()
 	stdout, stderr := natsCLI(t, url, append([]string{"req"}, args...)...)
 	var v T
@@ -349,6 +355,8 @@ func TestE2EWithNATSCLI(t *testing.T) {
 		t.Errorf("retried users.create with the same Idempotency-Key = %+v, want the first reply %+v", second, first)
 	}
 
+	e2eClientRole(t, url, ada)
+
 	out, _ = natsCLI(t, url, "stream", "ls")
 	if !strings.Contains(out, contract.Stream) {
 		t.Errorf("nats stream ls does not list %s:\n%s", contract.Stream, out)
@@ -362,7 +370,7 @@ func TestE2EWithNATSCLI(t *testing.T) {
 	}
 
 	e2eWebhook(t, url)
-	order := e2eOrders(t, url)
+	order := e2eOrders(t, url, url.as(filepath.Join(natsauth.KeyDir(dataDir), natsauth.KeyFile("users"))))
 
 	// Restart on the same data dir: the user and the order are still there.
 	sb.stop(t, os.Interrupt)
@@ -378,11 +386,36 @@ func TestE2EWithNATSCLI(t *testing.T) {
 	sb.stop(t, os.Interrupt)
 }
 
+// e2eClientRole checks, with the nats CLI as the banner says to run it,
+// that the client role can neither forge an event nor purge a stream:
+// the forged user.deleted of issue 11 leaves the user there.
+func e2eClientRole(t *testing.T, url natsTarget, u contract.User) {
+	t.Helper()
+	forged := fmt.Sprintf(`{"type":%q,"id":"forged","occurred_at":"2026-01-01T00:00:00Z","user":{"id":%q}}`, contract.EventDeleted, u.ID)
+	stdout, stderr, err := runCLI(t, url, "nats", "pub", "-H", "Switchboard-Event-Type:"+contract.EventDeleted, contract.EventSubjectPrefix+u.ID, forged)
+	if err == nil || !strings.Contains(stderr, "Permissions Violation for Publish") {
+		t.Errorf("nats pub of a forged %s as the client role: %v, want a permissions violation\n%s%s", contract.EventDeleted, err, stdout, stderr)
+	}
+	if got, _ := natsReq[contract.User](t, url, "users.get", fmt.Sprintf(`{"id":%q}`, u.ID)); got != u {
+		t.Errorf("after a forged %s, users.get = %+v, want %+v", contract.EventDeleted, got, u)
+	}
+	if out, _ := natsCLI(t, url, "stream", "get", contract.Stream, "--last-for", contract.EventSubjectPrefix+u.ID); strings.Contains(out, "forged") {
+		t.Errorf("the forged event is in %s:\n%s", contract.Stream, out)
+	}
+	stdout, stderr, err = runCLI(t, url, "nats", "stream", "purge", contract.Stream, "-f", "--timeout", "2s")
+	if err == nil {
+		t.Errorf("nats stream purge %s as the client role succeeded:\n%s%s", contract.Stream, stdout, stderr)
+	}
+	if out, _ := natsCLI(t, url, "stream", "info", contract.Stream, "--json"); !strings.Contains(out, `"deny_purge": true`) {
+		t.Errorf("%s does not deny purges:\n%s", contract.Stream, out)
+	}
+}
+
 // e2eWebhook adds a webhook with nats req, creates a user with nats req,
 // and checks that the receiver (in this test process, on loopback, which
 // dev allows) gets the signed user.created event, as docs/notifications.md
 // describes.
-func e2eWebhook(t *testing.T, url string) {
+func e2eWebhook(t *testing.T, url natsTarget) {
 	t.Helper()
 	type received struct {
 		header http.Header
@@ -394,7 +427,7 @@ func e2eWebhook(t *testing.T, url string) {
 		got <- received{r.Header.Clone(), body}
 	}))
 	t.Cleanup(recv.Close)
-	const secret = "e2e-secret-0123456789"
+	const secret = "whsec_ZTJlLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm"
 	put := fmt.Sprintf(`{"id":"e2e","url":%q,"secret":%q,"subjects":["users.events.>"]}`, recv.URL+"/hook", secret)
 	wh, _ := natsReq[map[string]any](t, url, "notifications.webhooks.put", put)
 	if wh["id"] != "e2e" || wh["secret"] != nil {
@@ -411,11 +444,15 @@ func e2eWebhook(t *testing.T, url string) {
 			if r.header.Get(notifcontract.HeaderEventType) != contract.EventCreated || !strings.Contains(string(r.body), hook.ID) {
 				continue // another event
 			}
-			ts := r.header.Get(notifcontract.HeaderTimestamp)
-			if want := notifications.Sign(secret, ts, r.body); r.header.Get(notifcontract.HeaderSignature) != want {
-				t.Errorf("signature %q, want %q", r.header.Get(notifcontract.HeaderSignature), want)
+			// As a receiver checks it: the specification's own library.
+			wh, err := standardwebhooks.NewWebhook(secret)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if r.header.Get(notifcontract.HeaderWebhookID) != "e2e" || r.header.Get(notifcontract.HeaderEventID) == "" {
+			if err := wh.Verify(r.body, r.header); err != nil {
+				t.Errorf("the delivery does not verify: %v", err)
+			}
+			if r.header.Get(notifcontract.HeaderWebhookID) != "e2e" || r.header.Get(notifcontract.HeaderMsgID) == "" {
 				t.Errorf("webhook headers = %v", r.header)
 			}
 			return
@@ -433,7 +470,7 @@ const poisonSubject = "users.events.01ARZ3NDEKTSV4RRFFQ69G5FAV"
 // as docs/orders.md does: it places an order, reads its event, has a poison
 // user event dead-lettered, then deletes the user and sees the order
 // cancelled. It returns the cancelled order.
-func e2eOrders(t *testing.T, url string) orders.Order {
+func e2eOrders(t *testing.T, url, asUsers natsTarget) orders.Order {
 	linus, _ := natsReq[contract.User](t, url, "users.create", `{"name":"Linus Torvalds","email":"linus@example.com","age":56}`)
 	if linus.ID == "" {
 		t.Fatalf("users.create replied %+v", linus)
@@ -472,7 +509,9 @@ func e2eOrders(t *testing.T, url string) orders.Order {
 	// A user event that does not decode goes to the dead-letter stream at
 	// once, and does not hold up the events behind it. Other consumers of
 	// USERS may dead-letter it too: select this consumer's by subject.
-	natsCLI(t, url, "pub", poisonSubject, "not json")
+	// Only the users identity may publish on users.events: the poison is
+	// published with its nkey, from the data dir.
+	natsCLI(t, asUsers, "pub", poisonSubject, "not json")
 	const dlSubject = "deadletter.USERS.orders-on-user-events"
 	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
 		stdout, stderr, err := runCLI(t, url, "nats", "stream", "get", "DEADLETTER", "--last-for", dlSubject)

@@ -21,7 +21,15 @@ import (
 // connectDev connects a client to a running dev, as the banner says.
 func connectDev(t *testing.T, b banner) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(b.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+	if b.natsURL.nkey != "" {
+		opt, err := nats.NkeyOptionFromSeed(b.natsURL.nkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(b.natsURL.url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

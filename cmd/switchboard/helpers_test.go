@@ -34,12 +34,21 @@ func (b *syncBuffer) String() string {
 
 // banner is what switchboard prints to stdout once it is ready.
 type banner struct {
-	natsURL string
+	natsURL natsTarget
 	opsURL  string
 }
 
+// natsTarget is how the nats CLI reaches a switchboard: its URL, and the
+// nkey seed file of the identity it connects as ("" for none).
+type natsTarget struct {
+	url, nkey string
+}
+
+// as is t connecting with the nkey file of another identity.
+func (t natsTarget) as(nkey string) natsTarget { return natsTarget{url: t.url, nkey: nkey} }
+
 var (
-	natsURLLine = regexp.MustCompile(`(?m)^  NATS URL:  (\S+)`)
+	natsURLLine = regexp.MustCompile(`(?m)^  NATS URL:  (\S+)   \(try: nats (?:--server \S+ )?(?:--nkey (\S+) )?`)
 	opsURLLine  = regexp.MustCompile(`(?m)^  ops HTTP:  (\S+)`)
 	lastLine    = regexp.MustCompile(`(?m)^  services:  .*\n`)
 )
@@ -53,7 +62,7 @@ func parseBanner(out string) (banner, bool) {
 	if n == nil || o == nil {
 		return banner{}, false
 	}
-	return banner{natsURL: n[1], opsURL: o[1]}, true
+	return banner{natsURL: natsTarget{url: n[1], nkey: n[2]}, opsURL: o[1]}, true
 }
 
 // getJSON GETs url and decodes the JSON body.

@@ -24,7 +24,7 @@ import (
 // that does not answer makes the process degraded, not unready: reads fall
 // back to the source of truth. So does a service that reports itself
 // degraded (the projector without PostgreSQL: events wait in the streams).
-func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service, metrics prometheus.Gatherer, pprofOn bool) http.Handler {
+func opsHandler(conns []*nats.Conn, backend cache.Backend, services func() []service, metrics prometheus.Gatherer, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if pprofOn {
@@ -40,7 +40,12 @@ func opsHandler(nc *nats.Conn, backend cache.Backend, services func() []service,
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		var reasons []string
-		st := nc.Status()
+		st := nats.CONNECTED
+		for _, nc := range conns {
+			if s := nc.Status(); s != nats.CONNECTED {
+				st = s
+			}
+		}
 		if st != nats.CONNECTED {
 			reasons = append(reasons, fmt.Sprintf("nats: %s", st))
 		}

@@ -41,7 +41,7 @@ func TestReadyzBoundsEachCheck(t *testing.T) {
 	srv := embeddedtest.Start(t, t.TempDir())
 	nc := embeddedtest.Connect(t, srv, "ops")
 	h := hangingService{deadline: make(chan time.Time, 2)}
-	hs := httptest.NewServer(opsHandler(nc, nil, func() []service { return []service{h, h} }, prometheus.NewRegistry(), false))
+	hs := httptest.NewServer(opsHandler([]*nats.Conn{nc}, nil, func() []service { return []service{h, h} }, prometheus.NewRegistry(), false))
 	t.Cleanup(hs.Close)
 	start := time.Now()
 	code, body, err := getJSON(t.Context(), hs.URL+"/readyz")
@@ -79,7 +79,7 @@ func TestQuorumLossIsUnavailableNotAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
-	hs := httptest.NewServer(opsHandler(svcConn, nil, func() []service { return []service{svc} }, prometheus.NewRegistry(), false))
+	hs := httptest.NewServer(opsHandler([]*nats.Conn{svcConn}, nil, func() []service { return []service{svc} }, prometheus.NewRegistry(), false))
 	t.Cleanup(hs.Close)
 	c, err := messaging.NewClient(cl.Connect("client"), messaging.WithTimeout(2*time.Second))
 	if err != nil {

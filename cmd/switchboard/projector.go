@@ -36,7 +36,9 @@ func projectorCommand(ctx context.Context, cfg config.Config, args []string, std
 	ctx, _, stop := signals(ctx)
 	defer stop()
 	host, _ := os.Hostname()
-	nc, err := messaging.Connect(ctx, natsOptions(cfg, fmt.Sprintf("switchboard-rebuild-%s-%d", host, os.Getpid()), logger))
+	o := natsOptions(cfg, fmt.Sprintf("switchboard-rebuild-%s-%d", host, os.Getpid()), logger)
+	o.InboxPrefix = grantOf(projector.Access().User).InboxPrefix() // it runs as the projector
+	nc, err := messaging.Connect(ctx, o)
 	if err != nil {
 		return err
 	}

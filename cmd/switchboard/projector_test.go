@@ -31,7 +31,7 @@ func TestRunProjector(t *testing.T) {
 	sb := startRun(t, "run", "users", "orders", "projector", "--nats-url", srv.ClientURL(), "--postgres-url", pgURL,
 		"--http-listen", "127.0.0.1:0", "--shutdown-timeout", "5s")
 	sb.waitReady(t)
-	c := client(t, srv.ClientURL())
+	c := client(t, natsTarget{url: srv.ClientURL()})
 	ada := createUser(t, c, "Ada Lovelace", "ada@example.com", 36)
 	testkit.Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
 		res, err := projector.SearchUsers(t.Context(), c, projector.UsersSearchRequest{NamePrefix: "ada"})

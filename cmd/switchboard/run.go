@@ -42,6 +42,7 @@ Usage:
   switchboard projector rebuild [flags] [PROJECTION...]
                                         replay streams into fresh projector tables and switch over
   switchboard config [flags]            print the effective configuration and its sources
+  switchboard nats-config --out DIR     write the production NATS configuration and nkeys
   switchboard version                   print the version
   switchboard COMMAND --help            flags of a command
 
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "version", "--version":
 		fmt.Fprintf(stdout, "switchboard %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return nil
+	case "nats-config":
+		return natsConfigCommand(rest, stdout)
 	case "dev", "run", "config", "projector":
 	default:
 		fmt.Fprintf(stderr, usage, strings.Join(knownServices(), ", "))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -11,11 +12,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 	"github.com/devloop/switchboard/services/users/contract"
 	"github.com/devloop/switchboard/wire"
 )
@@ -101,12 +104,21 @@ func (in *instance) stop(t *testing.T) error {
 	return in.wait(t)
 }
 
-// client connects to url over TCP, as another process would.
-func client(t *testing.T, url string) *messaging.Client {
+// client connects to url over TCP, as another process would, with its
+// nkey when it has one (dev's client role).
+func client(t *testing.T, url natsTarget) *messaging.Client {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.Name(t.Name()))
+	opts := []nats.Option{nats.Name(t.Name())}
+	if url.nkey != "" {
+		opt, err := nats.NkeyOptionFromSeed(url.nkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(url.url, opts...)
 	if err != nil {
-		t.Fatalf("connect %s: %v", url, err)
+		t.Fatalf("connect %s: %v", url.url, err)
 	}
 	t.Cleanup(nc.Close)
 	c, err := messaging.NewClient(nc)
@@ -270,6 +282,24 @@ func TestRunCommands(t *testing.T) {
 			notInAny: []string{"s3cr3t"},
 		},
 		{
+			name:     "dev beyond loopback is refused",
+			args:     []string{"dev", "--data-dir", "/nonexistent", "--nats-listen", "0.0.0.0:0", "--http-listen", ":0"},
+			wantCode: 2,
+			wantErr:  []string{"--nats-listen 0.0.0.0:0 and --http-listen :0 are reachable from other machines", "--dev-allow-remote"},
+		},
+		{
+			name:     "dev beyond loopback needs gateway auth",
+			args:     []string{"dev", "--data-dir", "/nonexistent", "--gateway-listen", "[::]:0", "--dev-allow-remote"},
+			wantCode: 2,
+			wantErr:  []string{"dev-allow-remote needs gateway authentication"},
+		},
+		{
+			name:     "nats-config needs a directory",
+			args:     []string{"nats-config"},
+			wantCode: 2,
+			wantErr:  []string{"--out DIR"},
+		},
+		{
 			name:       "dev help",
 			args:       []string{"dev", "--help"},
 			wantStdout: []string{"Usage: switchboard dev", "--data-dir", "--nats-listen", "--http-listen", "--log-format"},
@@ -338,13 +368,13 @@ func TestDev(t *testing.T) {
 	sb.waitReady(t)
 
 	out := sb.stdout.String()
-	for _, want := range []string{"switchboard dev is ready", "nats --server " + sb.natsURL + " micro ls", "data dir:  " + dataDir, "services:  users"} {
+	for _, want := range []string{"switchboard dev is ready", "nats --server " + sb.natsURL.url + " --nkey " + sb.natsURL.nkey + " micro ls", "data dir:  " + dataDir, "services:  users"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("banner does not contain %q:\n%s", want, out)
 		}
 	}
-	if !strings.HasPrefix(sb.natsURL, "nats://127.0.0.1:") || strings.HasSuffix(sb.natsURL, ":0") {
-		t.Errorf("NATS URL %q: want nats://127.0.0.1:<chosen port>", sb.natsURL)
+	if !strings.HasPrefix(sb.natsURL.url, "nats://127.0.0.1:") || strings.HasSuffix(sb.natsURL.url, ":0") {
+		t.Errorf("NATS URL %q: want nats://127.0.0.1:<chosen port>", sb.natsURL.url)
 	}
 
 	code, body, err := getJSON(t.Context(), sb.opsURL+"/healthz")
@@ -377,7 +407,7 @@ func TestDev(t *testing.T) {
 		{"msg": "request", "level": "DEBUG", "service": "users", "endpoint": "create", "subject": "users.create", "status": 200.0},
 		{"msg": "request", "level": "DEBUG", "service": "users", "endpoint": "get", "subject": "users.get", "status": 200.0},
 		{"msg": "request", "level": "DEBUG", "service": "users", "endpoint": "create", "subject": "users.create", "status": 400.0},
-		{"msg": "ready", "nats_url": sb.natsURL, "ops_url": sb.opsURL},
+		{"msg": "ready", "nats_url": sb.natsURL.url, "ops_url": sb.opsURL},
 		{"msg": "shut down cleanly"},
 	} {
 		rec, ok := findRecord(recs, want)
@@ -410,7 +440,7 @@ func TestDevConflicts(t *testing.T) {
 	dataDir := t.TempDir()
 	first := startRun(t, devArgs(dataDir)...)
 	first.waitReady(t)
-	natsAddr := strings.TrimPrefix(first.natsURL, "nats://")
+	natsAddr := strings.TrimPrefix(first.natsURL.url, "nats://")
 	opsAddr := strings.TrimPrefix(first.opsURL, "http://")
 
 	otherDir := t.TempDir()
@@ -496,14 +526,14 @@ func TestRunExternalNATS(t *testing.T) {
 	sb := startRun(t, "run", "--nats-url", withPassword, "--http-listen", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "1s", "users")
 	sb.waitReady(t)
 
-	if want := strings.Replace(srv.ClientURL(), "nats://", "nats://ada:xxxxx@", 1); sb.natsURL != want {
-		t.Errorf("banner NATS URL = %q, want %q", sb.natsURL, want)
+	if want := strings.Replace(srv.ClientURL(), "nats://", "nats://ada:xxxxx@", 1); sb.natsURL.url != want {
+		t.Errorf("banner NATS URL = %q, want %q", sb.natsURL.url, want)
 	}
 	if out := sb.stdout.String(); strings.Contains(out, "data dir:") || !strings.Contains(out, "switchboard run is ready") {
 		t.Errorf("banner of run: want no data dir line:\n%s", out)
 	}
 
-	c := client(t, srv.ClientURL())
+	c := client(t, natsTarget{url: srv.ClientURL()})
 	grace := createUser(t, c, "Grace Hopper", "grace@example.com", 85)
 	if got := getUser(t, c, grace.ID); got != grace {
 		t.Errorf("%s = %+v, want %+v", contract.SubjectGet, got, grace)
@@ -554,5 +584,54 @@ func TestRunExternalNATS(t *testing.T) {
 	all := sb.stdout.String() + sb.stderr.String()
 	if strings.Contains(all, "s3cr3t") {
 		t.Errorf("the NATS password was printed:\n%s", all)
+	}
+}
+
+// TestDevAdoptsAnEarlierStore: a data dir of a dev from before accounts
+// (its streams in the global account) keeps its streams.
+func TestDevAdoptsAnEarlierStore(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	old, err := embedded.Start(t.Context(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := old.Connect("old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "EARLIER", Subjects: []string{"earlier.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	if err := old.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	sb := startRun(t, devArgs(dataDir)...)
+	sb.waitReady(t)
+	operator := sb.natsURL.as(filepath.Join(natsauth.KeyDir(dataDir), natsauth.KeyFile(natsauth.OperatorUser)))
+	opt, err := nats.NkeyOptionFromSeed(operator.nkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err = nats.Connect(operator.url, opt, nats.CustomInboxPrefix(natsauth.InboxPrefix(natsauth.OperatorUser)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err = jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(t.Context(), "EARLIER"); err != nil {
+		t.Errorf("the earlier dev's stream after the upgrade: %v", err)
+	}
+	if err := sb.stop(t); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/lifecycle"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 )
 
 type mode string
@@ -73,38 +75,65 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, geten
 		return err
 	}
 
-	// NATS: an embedded server in dev, an external one in run.
-	var nc *nats.Conn
-	var natsURL, storeDir string
+	// NATS: an embedded server in dev, an external one in run. Each
+	// service connects as its own NATS user (docs/security.md).
+	var natsURL, storeDir, cliHint string
 	host, _ := os.Hostname()
 	connName := fmt.Sprintf("switchboard-%s-%s-%d", m, host, os.Getpid())
+	var connect func(name string) (*nats.Conn, error)
 	if m == modeDev {
-		// nats-server keeps its files in <data-dir>/jetstream.
+		if err := checkDevListen(cfg); err != nil {
+			return err
+		}
+		// nats-server keeps its files in <data-dir>/jetstream, and dev
+		// keeps the identities' nkeys in <data-dir>/nats.
 		storeDir = cfg.DataDir
+		model := accessModel()
+		keyDir := natsauth.KeyDir(cfg.DataDir)
+		keys, err := natsauth.LoadKeys(keyDir, model.Users())
+		if err != nil {
+			return err
+		}
+		accounts, err := model.Accounts(keys)
+		if err != nil {
+			return err
+		}
+		if err := adoptGlobalStore(cfg.DataDir, model.Account, logger); err != nil {
+			return err
+		}
 		srv, err := embedded.Start(ctx, embedded.Options{
 			Listen:   cfg.NATS.Listen,
 			StoreDir: storeDir,
 			Logger:   logger,
+			Config:   accounts,
 		})
 		if err != nil {
 			return err
 		}
 		sd.Push("embedded nats", srv.Shutdown)
 		natsURL = srv.ClientURL()
-		nc, err = srv.Connect(connName)
-		if err != nil {
-			return fmt.Errorf("connect to embedded nats: %w", err)
+		cliHint = fmt.Sprintf("nats --server %s --nkey %s micro ls", natsURL, filepath.Join(keyDir, natsauth.KeyFile(natsauth.ClientUser)))
+		connect = func(name string) (*nats.Conn, error) {
+			opts, err := keys.ConnectOptions(grantOf(name))
+			if err != nil {
+				return nil, err
+			}
+			nc, err := srv.Connect(connName+"-"+name, opts...)
+			if err != nil {
+				return nil, fmt.Errorf("connect to embedded nats as %s: %w", name, err)
+			}
+			return nc, nil
 		}
 	} else {
-		var err error
 		natsURL = config.MaskURL(cfg.NATS.URL)
-		nc, err = messaging.Connect(ctx, natsOptions(cfg, connName, logger))
-		if err != nil {
-			return err
+		cliHint = fmt.Sprintf("nats --server %s micro ls", natsURL)
+		connect = func(name string) (*nats.Conn, error) {
+			o := natsOptions(cfg, connName+"-"+name, logger)
+			o.InboxPrefix = grantOf(name).InboxPrefix()
+			return messaging.Connect(ctx, o)
 		}
 	}
-	sd.Push("nats connection", func(ctx context.Context) error { return drain(ctx, nc, logger) })
-	messaging.RegisterConn(tel, nc)
+	var conns []*nats.Conn
 
 	// Cache: Redis, shared by the replicas, when configured. Each service
 	// also keeps an in-process cache that its stream's change feed keeps
@@ -113,27 +142,26 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, geten
 	if err != nil {
 		return err
 	}
-	backend = cache.Observe(backend, tel)
 	if backend != nil {
 		sd.Push("cache", func(context.Context) error { return backend.Close() })
 	}
 
-	if err := declareShared(ctx, nc, cfg); err != nil {
-		return err
-	}
-
-	// Services.
+	// Services, each on a connection of its own.
 	var running []service
 	for _, name := range names {
+		nc, err := connect(name)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, nc)
+		sd.Push("nats connection "+name, func(ctx context.Context) error { return drain(ctx, nc, logger) })
+		messaging.RegisterConn(tel, nc)
 		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger, cache: backend, telemetry: tel, dev: m == modeDev})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		running = append(running, svc)
 		sd.Push("service "+name, svc.Stop)
-	}
-	if err := tel.Err(); err != nil {
-		return err // a metric registered twice in different shapes: a bug
 	}
 
 	// Ops HTTP.
@@ -142,7 +170,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, geten
 	if err != nil {
 		return fmt.Errorf("ops http: listen %s: %w (is another switchboard running? set --http-listen)", cfg.HTTPListen, err)
 	}
-	ops := opsHandler(nc, backend, func() []service { return running }, registry, cfg.Observability.PProfOn())
+	ops := opsHandler(conns, backend, func() []service { return running }, registry, cfg.Observability.PProfOn())
 	hs := &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -154,9 +182,11 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, geten
 	sd.Push("ops http", hs.Shutdown)
 	opsURL := "http://" + ln.Addr().String()
 
-	checkDeployment(nc, cfg, m, logger)
+	if len(conns) > 0 {
+		checkDeployment(conns[0], cfg, m, logger)
+	}
 	fmt.Fprintf(stdout, "switchboard %s is ready\n", m)
-	fmt.Fprintf(stdout, "  NATS URL:  %s   (try: nats --server %s micro ls)\n", natsURL, natsURL)
+	fmt.Fprintf(stdout, "  NATS URL:  %s   (try: %s)\n", natsURL, cliHint)
 	opsPaths := "/healthz, /readyz, /metrics"
 	if cfg.Observability.PProfOn() {
 		opsPaths += ", /debug/pprof/"

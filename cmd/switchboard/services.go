@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -90,14 +95,23 @@ func registry() []struct {
 		}},
 		{"notifications", func(ctx context.Context, d deps) (service, error) {
 			policy := d.cfg.Notifications.PrivateAddresses
+			key := d.cfg.Notifications.Key()
+			if key == nil && d.dev {
+				var err error
+				if key, err = devEncryptionKey(d.cfg.DataDir); err != nil {
+					return nil, err
+				}
+			}
 			return notifications.Start(ctx, d.nc, notifications.Options{
-				Logger:       d.logger,
-				Limits:       d.limits(),
-				Telemetry:    d.telemetry,
-				Cache:        d.cacheConfig(),
-				Replication:  d.replication(),
-				WebhooksFile: d.cfg.Notifications.WebhooksFile,
-				AllowPrivate: policy == "allow" || policy == "auto" && d.dev,
+				EncryptionKey: key,
+				Logger:        d.logger,
+				Limits:        d.limits(),
+				Telemetry:     d.telemetry,
+				Cache:         d.cacheConfig(),
+				Replication:   d.replication(),
+				WebhooksFile:  d.cfg.Notifications.WebhooksFile,
+				// dev allows them, unless it is reachable from elsewhere.
+				AllowPrivate: policy == "allow" || policy == "auto" && d.dev && !d.cfg.DevAllowRemote,
 			})
 		}},
 		{"projector", func(ctx context.Context, d deps) (service, error) {
@@ -111,6 +125,7 @@ func registry() []struct {
 				Logger:      d.logger,
 				Limits:      d.limits(),
 				Telemetry:   d.telemetry,
+				Replication: d.replication(),
 			})
 		}},
 		// Last: it serves the others over HTTP, so it stops first.
@@ -161,4 +176,30 @@ func starterFor(name string) starter {
 		}
 	}
 	return nil
+}
+
+// devEncryptionKey is dev's webhook encryption key when none is set: one
+// generated on the first run and kept in the data dir (mode 0600).
+func devEncryptionKey(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "webhook-encryption.key")
+	if data, err := os.ReadFile(path); err == nil {
+		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(key) != notifications.KeySize {
+			return nil, fmt.Errorf("%s does not hold a webhook encryption key (32 bytes, base64)", path)
+		}
+		return key, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, notifications.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return key, nil
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/config"
 	"github.com/devloop/switchboard/messaging"
@@ -15,17 +13,6 @@ import (
 // replication is how every stream and bucket is replicated.
 func replication(cfg config.Config) messaging.Replication {
 	return messaging.Replication{Replicas: cfg.Streams.Replicas, Tags: cfg.Streams.Tags()}
-}
-
-// declareShared declares what every service's consumers share, before
-// any service starts: the dead-letter stream, with the replication of the
-// others (a consumer would create it with one replica).
-func declareShared(ctx context.Context, nc *nats.Conn, cfg config.Config) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	return messaging.EnsureDeadLetterStream(ctx, js, "", replication(cfg))
 }
 
 // checkDeployment warns about a deployment that cannot keep its

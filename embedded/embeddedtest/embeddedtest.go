@@ -16,6 +16,7 @@ import (
 
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/internal/testkit"
+	"github.com/devloop/switchboard/natsauth"
 )
 
 // Start starts a server with JetStream on dir, shut down when the test
@@ -28,6 +29,55 @@ func Start(t testing.TB, dir string) *embedded.Server {
 	}
 	t.Cleanup(func() { Shutdown(t, srv) })
 	return srv
+}
+
+// StartSecure starts a server like Start that enforces model: every
+// identity is an nkey user with the permissions the model derives, and
+// nothing connects without credentials. The keys live in
+// natsauth.KeyDir(dir), so a server started again on dir takes the same
+// ones; connect with ConnectAs. tune, when given, changes the options
+// before the start (a smaller max payload, say).
+func StartSecure(t testing.TB, dir string, model natsauth.Model, tune ...func(*embedded.Options)) *embedded.Server {
+	t.Helper()
+	keys, err := natsauth.LoadKeys(natsauth.KeyDir(dir), model.Users())
+	if err != nil {
+		t.Fatalf("keys: %v", err)
+	}
+	accounts, err := model.Accounts(keys)
+	if err != nil {
+		t.Fatalf("accounts: %v", err)
+	}
+	o := embedded.Options{Listen: "127.0.0.1:0", StoreDir: dir, Config: accounts}
+	for _, f := range tune {
+		f(&o)
+	}
+	srv, err := embedded.Start(context.Background(), o)
+	if err != nil {
+		t.Fatalf("start embedded server: %v", err)
+	}
+	t.Cleanup(func() { Shutdown(t, srv) })
+	return srv
+}
+
+// ConnectAs opens an in-process connection named name as the identity of
+// g, with its key and inbox prefix, on a server StartSecure started;
+// closed when the test ends.
+func ConnectAs(t testing.TB, srv *embedded.Server, g natsauth.Grant, name string) *nats.Conn {
+	t.Helper()
+	keys, err := natsauth.LoadKeys(natsauth.KeyDir(srv.StoreDir()), []string{g.User})
+	if err != nil {
+		t.Fatalf("keys: %v", err)
+	}
+	opts, err := keys.ConnectOptions(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := srv.Connect(name, opts...)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", g.User, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // Shutdown shuts srv down within 10 seconds, failing the test on error.

@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -20,15 +20,26 @@ import (
 	"github.com/devloop/switchboard/services/notifications/contract"
 )
 
-// Sign returns the Switchboard-Signature value of body sent at timestamp
-// (unix seconds): "v1=" and the hex HMAC-SHA256 of "<timestamp>.<body>"
-// keyed with secret.
-func Sign(secret, timestamp string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte("."))
-	mac.Write(body)
-	return contract.SignaturePrefix + hex.EncodeToString(mac.Sum(nil))
+// Sign returns the webhook-signature value of a delivery, as Standard
+// Webhooks specify: "v1,<base64 HMAC-SHA256 of msgID.timestamp.body>" for
+// each of secrets (whsec_ form), separated by spaces. The id is inside
+// the signature, so a replay under another id does not verify.
+func Sign(msgID string, timestamp int64, body []byte, secrets ...string) (string, error) {
+	sigs := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		key, err := contract.SecretKey(s)
+		if err != nil {
+			return "", errors.New("webhook secret is not a whsec_ secret")
+		}
+		mac := hmac.New(sha256.New, key)
+		fmt.Fprintf(mac, "%s.%d.", msgID, timestamp)
+		mac.Write(body)
+		sigs = append(sigs, contract.SignatureVersion+","+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	}
+	return strings.Join(sigs, " "), nil
 }
 
 // deliverer POSTs delivery tasks to their webhooks.
@@ -44,7 +55,7 @@ type deliverer struct {
 // deliver is the handler of every webhook's delivery consumer. A delivery
 // is at least once: it is marked delivered only after a 2xx, and skipped
 // when marked already, so only a crash between the 2xx and the mark sends
-// it again (receivers de-duplicate on Switchboard-Event-Id).
+// it again (receivers de-duplicate on webhook-id).
 func (d *deliverer) deliver(ctx context.Context, ev messaging.Event[contract.Task]) error {
 	t := ev.Data
 	// The consumer's logger names the webhook and "<webhook>:<event>".
@@ -89,14 +100,21 @@ func (d *deliverer) post(ctx context.Context, hook contract.Webhook, t contract.
 	if err != nil {
 		return messaging.Permanent(fmt.Errorf("request to %s: %w", host(hook.URL), err))
 	}
-	ts := strconv.FormatInt(d.now().Unix(), 10)
+	ts := d.now().Unix()
+	sig, err := Sign(t.EventID, ts, body, hook.Secret, hook.PreviousSecret)
+	if err == nil && sig == "" {
+		err = errors.New("no secret")
+	}
+	if err != nil {
+		return messaging.Permanent(fmt.Errorf("sign for webhook %q: %w", hook.ID, err))
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Switchboard-Webhooks/"+contract.Version)
+	req.Header.Set(contract.HeaderMsgID, t.EventID)
+	req.Header.Set(contract.HeaderMsgTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(contract.HeaderMsgSignature, sig)
 	req.Header.Set(contract.HeaderEventType, t.EventType)
-	req.Header.Set(contract.HeaderEventID, t.EventID)
 	req.Header.Set(contract.HeaderWebhookID, hook.ID)
-	req.Header.Set(contract.HeaderTimestamp, ts)
-	req.Header.Set(contract.HeaderSignature, Sign(hook.Secret, ts, body))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		// *url.Error repeats the whole URL, which may carry credentials:

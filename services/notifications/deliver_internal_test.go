@@ -3,6 +3,7 @@ package notifications
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,7 +31,9 @@ func TestRetryAfter(t *testing.T) {
 	}
 }
 
-func TestPublicIP(t *testing.T) {
+// TestCheckPublic: the IANA special-purpose ranges that the hand-written
+// filter let through are refused now, as the private ones always were.
+func TestCheckPublic(t *testing.T) {
 	for _, tt := range []struct {
 		given string
 		want  bool
@@ -50,17 +53,38 @@ func TestPublicIP(t *testing.T) {
 		{"224.0.0.1", false},
 		{"100.64.0.1", false},
 		{"::ffff:127.0.0.1", false},
+		{"64:ff9b::7f00:1", false}, // NAT64 of 127.0.0.1
+		{"2002:7f00:1::1", false},  // 6to4 of 127.0.0.1
+		{"::7f00:1", false},        // IPv4-compatible
+		{"fec0::1", false},         // site-local
+		{"192.0.0.8", false},       // IETF protocol assignments
+		{"198.18.0.1", false},      // benchmarking
+		{"240.0.0.1", false},       // reserved
+		{"255.255.255.255", false}, // broadcast
+		{"192.0.2.1", false},       // documentation
+		{"2001:db8::1", false},     // documentation
 	} {
-		if got := publicIP(netip.MustParseAddr(tt.given)); got != tt.want {
-			t.Errorf("publicIP(%s) = %v, want %v", tt.given, got, tt.want)
+		if got := checkPublic(netip.MustParseAddr(tt.given)) == nil; got != tt.want {
+			t.Errorf("checkPublic(%s) allows = %v, want %v", tt.given, got, tt.want)
 		}
 	}
 }
 
 func TestSign(t *testing.T) {
-	// HMAC-SHA256 of "1700000000.{}" keyed "secret", computed with Python's hmac.
-	const want = "v1=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
-	if got := Sign("secret", "1700000000", []byte("{}")); got != want {
-		t.Errorf("Sign = %q, want %q", got, want)
+	// The test vector of the Standard Webhooks specification.
+	const (
+		secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		want   = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	)
+	got, err := Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, []byte(`{"test": 2432232314}`), secret)
+	if err != nil || got != want {
+		t.Errorf("Sign = %q, %v; want %q", got, err, want)
+	}
+	two, err := Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, []byte(`{"test": 2432232314}`), secret, "whsec_"+"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	if err != nil || !strings.HasPrefix(two, want+" v1,") {
+		t.Errorf("Sign with two secrets = %q, %v; want the current one's first, then the previous one's", two, err)
+	}
+	if _, err := Sign("id", 1, nil, "s3cret-not-whsec"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Sign with a bad secret: %v, want an error that does not show it", err)
 	}
 }

@@ -1,10 +1,8 @@
 package notifications_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/cache/cachetest"
@@ -24,20 +24,36 @@ import (
 	"github.com/devloop/switchboard/wire"
 )
 
-// verify checks a request the way docs/notifications.md tells receivers to.
+// verify checks a request with the Standard Webhooks specification's own
+// Go library, as a receiver would, and that tampering with its id, its
+// timestamp or its body makes it fail.
 func verify(t *testing.T, h hit, secret string) {
 	t.Helper()
-	ts := h.header.Get(contract.HeaderTimestamp)
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || time.Since(time.Unix(sec, 0)) > 5*time.Minute {
-		t.Errorf("%s = %q: want recent unix seconds", contract.HeaderTimestamp, ts)
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
 	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(h.body)
-	want := "v1=" + hex.EncodeToString(mac.Sum(nil))
-	if got := h.header.Get(contract.HeaderSignature); !hmac.Equal([]byte(got), []byte(want)) {
-		t.Errorf("%s = %q, want %q", contract.HeaderSignature, got, want)
+	if err := wh.Verify(h.body, h.header); err != nil {
+		t.Errorf("the delivery does not verify: %v (headers %v)", err, h.header)
+	}
+	for name, tamper := range map[string]func(http.Header, []byte) (http.Header, []byte){
+		"id": func(hd http.Header, b []byte) (http.Header, []byte) {
+			hd.Set(contract.HeaderMsgID, hd.Get(contract.HeaderMsgID)+"x")
+			return hd, b
+		},
+		"timestamp": func(hd http.Header, b []byte) (http.Header, []byte) {
+			ts, _ := strconv.ParseInt(hd.Get(contract.HeaderMsgTimestamp), 10, 64)
+			hd.Set(contract.HeaderMsgTimestamp, strconv.FormatInt(ts-1, 10))
+			return hd, b
+		},
+		"body": func(hd http.Header, b []byte) (http.Header, []byte) {
+			return hd, append(append([]byte(nil), b...), ' ')
+		},
+	} {
+		hd, b := tamper(h.header.Clone(), h.body)
+		if err := wh.Verify(b, hd); !errors.Is(err, standardwebhooks.ErrNoMatchingSignature) {
+			t.Errorf("with the %s tampered with: %v, want %v", name, err, standardwebhooks.ErrNoMatchingSignature)
+		}
 	}
 }
 
@@ -73,7 +89,7 @@ func TestDeliversMatchingEventsOnceSigned(t *testing.T) {
 	for k, want := range map[string]string{
 		"Content-Type":           "application/json",
 		contract.HeaderEventType: userscontract.EventCreated,
-		contract.HeaderEventID:   ev.ID,
+		contract.HeaderMsgID:     ev.ID,
 		contract.HeaderWebhookID: "users-hook",
 	} {
 		if got := h.header.Get(k); got != want {
@@ -100,7 +116,7 @@ func TestRetriesServerErrorsWithBackoff(t *testing.T) {
 	// The backoff doubles (with jitter in [d/2, d)), so the second gap is
 	// expected to be longer; scheduling noise makes that only a hint.
 	t.Logf("gaps between attempts: %s, %s", hits[1].at.Sub(hits[0].at), hits[2].at.Sub(hits[1].at))
-	if id0, id2 := hits[0].header.Get(contract.HeaderEventID), hits[2].header.Get(contract.HeaderEventID); id0 != id2 {
+	if id0, id2 := hits[0].header.Get(contract.HeaderMsgID), hits[2].header.Get(contract.HeaderMsgID); id0 != id2 {
 		t.Errorf("retries carry event ids %q and %q, want the same", id0, id2)
 	}
 	if dls := e.deadLetters(t, "flaky"); len(dls) != 0 {
@@ -199,8 +215,8 @@ func TestReplayDeliversOnceAndClearsTheDeadLetter(t *testing.T) {
 	if got := rc.got(); len(got) != 2 {
 		t.Errorf("receiver got %d requests, want 2 (the 401, the replay)", len(got))
 	}
-	if hits[1].header.Get(contract.HeaderEventID) != dl.EventID {
-		t.Errorf("replay carries event id %q, want %q", hits[1].header.Get(contract.HeaderEventID), dl.EventID)
+	if hits[1].header.Get(contract.HeaderMsgID) != dl.EventID {
+		t.Errorf("replay carries event id %q, want %q", hits[1].header.Get(contract.HeaderMsgID), dl.EventID)
 	}
 	if dls := e.deadLetters(t, "broken"); len(dls) != 0 {
 		t.Errorf("dead letters after replay: %+v, want none", dls)
@@ -249,14 +265,19 @@ func TestRedeliveredTaskIsNotSentAgain(t *testing.T) {
 		WebhookID:    "once",
 		EventSubject: userscontract.EventSubjectPrefix + u.ID,
 		EventType:    userscontract.EventCreated,
-		EventID:      h.header.Get(contract.HeaderEventID),
+		EventID:      h.header.Get(contract.HeaderMsgID),
 		EventTime:    time.Now(),
 		Event:        h.body,
 	}
 	data, _ := json.Marshal(task)
 	msg := &nats.Msg{Subject: contract.DeliverySubject("once"), Data: data, Header: nats.Header{}}
 	msg.Header.Set("Nats-Msg-Id", "once:again")
-	if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
+	// Only the notifications identity may queue tasks.
+	js, err := jetstream.New(connect(t, e.srv, "notifications-task"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 	e.waitSettled(t, "once")

@@ -6,9 +6,14 @@ import (
 	"github.com/devloop/switchboard/services/notifications"
 )
 
-// A receiver recomputes Switchboard-Signature from the Switchboard-Timestamp
-// header and the raw body, and compares in constant time (hmac.Equal).
+// A delivery's webhook-signature is the Standard Webhooks one: the HMAC of
+// "<webhook-id>.<webhook-timestamp>.<body>" under the secret's key, in
+// base64 after "v1,". A receiver recomputes it from the headers and the
+// raw body and compares in constant time (hmac.Equal); during a rotation
+// the header holds one signature per secret.
 func ExampleSign() {
-	fmt.Println(notifications.Sign("secret", "1700000000", []byte("{}")))
-	// Output: v1=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163
+	sig, err := notifications.Sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, []byte(`{"test": 2432232314}`),
+		"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	fmt.Println(sig, err)
+	// Output: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= <nil>
 }

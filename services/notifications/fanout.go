@@ -74,7 +74,7 @@ func firstOf(a, b string) string {
 // consumeEvents starts the fan-out consumers of the users and orders
 // streams. They take new events only: a webhook is not sent the history
 // that came before the service first ran.
-func consumeEvents(ctx context.Context, js jetstream.JetStream, reg *registry, pub *messaging.Publisher, logger *slog.Logger, tel *telemetry.Telemetry) ([]*messaging.Consumer, error) {
+func consumeEvents(ctx context.Context, js jetstream.JetStream, reg *registry, pub *messaging.Publisher, logger *slog.Logger, tel *telemetry.Telemetry, repl messaging.Replication) ([]*messaging.Consumer, error) {
 	specs := []struct{ stream, durable, filter string }{
 		{users.Stream, UsersFanOutConsumer, users.EventSubjects},
 		{orders.Stream, OrdersFanOutConsumer, orders.EventSubjects},
@@ -89,6 +89,7 @@ func consumeEvents(ctx context.Context, js jetstream.JetStream, reg *registry, p
 			DeliverPolicy:  jetstream.DeliverNewPolicy,
 			Logger:         logger,
 			Telemetry:      tel,
+			Replication:    repl,
 		}, fanOut(reg, pub))
 		if err != nil {
 			for _, c := range cs {

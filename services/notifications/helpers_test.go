@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 	"github.com/devloop/switchboard/services/notifications"
 	"github.com/devloop/switchboard/services/notifications/contract"
 	"github.com/devloop/switchboard/services/users"
@@ -24,7 +27,11 @@ import (
 	"github.com/devloop/switchboard/wire"
 )
 
-const testSecret = "s3cret-s3cret-s3cret"
+// testSecret is a Standard Webhooks secret: whsec_ and 24 bytes, base64.
+const testSecret = "whsec_czNjcmV0LXMzY3JldC1zM2NyZXQtczNjcmV0"
+
+// testKey encrypts the webhooks' secrets in the tests.
+var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // env is one test's world: an embedded server, the real users service (the
 // source of events), a notifications service and a client, each on its
@@ -42,17 +49,7 @@ type env struct {
 // loopback), the in-process cache and quick retries.
 func newEnv(t *testing.T, opts notifications.Options) *env {
 	t.Helper()
-	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start embedded server: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown embedded server: %v", err)
-		}
-	})
+	srv := embeddedtest.StartSecure(t, t.TempDir(), model())
 	us, err := users.Start(context.Background(), connect(t, srv, "users"), users.Options{})
 	if err != nil {
 		t.Fatalf("start users: %v", err)
@@ -76,6 +73,9 @@ func newEnv(t *testing.T, opts notifications.Options) *env {
 
 func startNotifications(t *testing.T, nc *nats.Conn, opts notifications.Options) *notifications.Service {
 	t.Helper()
+	if opts.EncryptionKey == nil {
+		opts.EncryptionKey = testKey
+	}
 	svc, err := notifications.Start(context.Background(), nc, opts)
 	if err != nil {
 		t.Fatalf("start notifications: %v", err)
@@ -93,14 +93,22 @@ func stop(t *testing.T, name string, fn func(context.Context) error) {
 	}
 }
 
+// model is what the tests run under: the services' own NATS permissions,
+// and the client role's for callers (docs/security.md).
+func model() natsauth.Model { return natsauth.NewModel(users.Access(), notifications.Access()) }
+
+// connect connects as the identity name starts with: users, client or
+// operator; anything else (a second replica) as notifications.
 func connect(t *testing.T, srv *embedded.Server, name string) *nats.Conn {
 	t.Helper()
-	nc, err := srv.Connect(t.Name() + "/" + name)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
+	user := notifications.Access().User
+	for _, id := range []string{users.Access().User, natsauth.ClientUser, natsauth.OperatorUser} {
+		if strings.HasPrefix(name, id) {
+			user = id
+		}
 	}
-	t.Cleanup(nc.Close)
-	return nc
+	g, _ := model().Grant(user)
+	return embeddedtest.ConnectAs(t, srv, g, t.Name()+"/"+name)
 }
 
 // hit is one request a receiver got.

@@ -8,10 +8,14 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"code.dny.dev/ssrf"
 )
 
-// ErrPrivateAddress is the failure of a delivery to a private, loopback,
-// link-local, unspecified or multicast address while they are refused.
+// ErrPrivateAddress is the failure of a delivery to an address that is not
+// public while such addresses are refused: private, loopback, link-local,
+// shared (CGNAT), documentation, NAT64, 6to4, and everything else in the
+// IANA special-purpose registries for IPv4 and IPv6.
 var ErrPrivateAddress = errors.New("notifications: private address refused")
 
 // Timeouts of the outbound HTTP client.
@@ -22,16 +26,16 @@ const (
 	maxResponseBody              = 64 << 10
 )
 
-// cgnat is the shared address space of carrier-grade NAT (RFC 6598), as
-// internal as RFC 1918's.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+// guardian is the SSRF filter: code.dny.dev/ssrf, which follows the IANA
+// registries, on any port (receivers choose theirs).
+func guardian() *ssrf.Guardian { return ssrf.New(ssrf.WithAnyPort()) }
 
-// publicIP reports whether ip is a routable unicast address.
-func publicIP(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsValid() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
-		!ip.IsLinkLocalMulticast() && !ip.IsInterfaceLocalMulticast() && !ip.IsMulticast() &&
-		!ip.IsUnspecified() && !cgnat.Contains(ip)
+// checkPublic reports a non-public ip as ErrPrivateAddress.
+func checkPublic(ip netip.Addr) error {
+	if err := guardian().SafeAddr(ip); err != nil {
+		return fmt.Errorf("%w: %s (set webhook-private-addresses=allow to permit it)", ErrPrivateAddress, ip)
+	}
+	return nil
 }
 
 // newHTTPClient returns the client deliveries use: bounded at every step,
@@ -42,12 +46,13 @@ func publicIP(ip netip.Addr) bool {
 func newHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
 	dialer := &net.Dialer{Timeout: DefaultDialTimeout, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return fmt.Errorf("%w: cannot parse %q", ErrPrivateAddress, address)
-			}
-			if !publicIP(ap.Addr()) {
+		g := guardian()
+		dialer.Control = func(network, address string, c syscall.RawConn) error {
+			if err := g.Safe(network, address, c); err != nil {
+				ap, perr := netip.ParseAddrPort(address)
+				if perr != nil {
+					return fmt.Errorf("%w: %v", ErrPrivateAddress, err)
+				}
 				return fmt.Errorf("%w: %s (set webhook-private-addresses=allow to permit it)", ErrPrivateAddress, ap.Addr())
 			}
 			return nil

@@ -52,6 +52,10 @@ type Options struct {
 	// addresses. Leave it false wherever webhook URLs come from people
 	// who should not reach the internal network.
 	AllowPrivate bool
+	// EncryptionKey is the 32-byte key that encrypts the webhooks'
+	// secrets in their bucket (AES-256-GCM); required. Keep it: secrets
+	// stored under one key do not open with another.
+	EncryptionKey []byte
 	// HTTPClient replaces the outbound client (tests); it then also
 	// decides about redirects and private addresses.
 	HTTPClient *http.Client
@@ -140,6 +144,10 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 			return nil, fmt.Errorf("notifications: %w", err)
 		}
 	}
+	seal, err := newSealer(opts.EncryptionKey)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{}
 	defer func() {
 		if err != nil {
@@ -160,7 +168,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	}
 	kv, err := messaging.EnsureKeyValue(ctx, js, opts.Replication.KeyValue(jetstream.KeyValueConfig{
 		Bucket:      contract.Bucket,
-		Description: "Webhooks by id (with their secrets).",
+		Description: "Webhooks by id, their secrets sealed with the webhook encryption key.",
 		Storage:     jetstream.FileStorage,
 		History:     1,
 	}))
@@ -172,7 +180,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		return nil, err
 	}
 	for _, h := range fromFile {
-		if _, err = putWebhook(ctx, kv, h); err != nil {
+		if _, err = putWebhook(ctx, kv, seal, h); err != nil {
 			return nil, err
 		}
 	}
@@ -181,7 +189,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	}
 
 	reg := newRegistry()
-	h := &hooks{kv: kv, reg: reg, tasks: s.tasks, allowPrivate: opts.AllowPrivate}
+	h := &hooks{kv: kv, seal: seal, reg: reg, tasks: s.tasks, allowPrivate: opts.AllowPrivate}
 	d := &deliverer{reg: reg, client: opts.HTTPClient, delivered: delivered, now: time.Now, logger: logger, metrics: newWebhookMetrics(tel)}
 	h.disp = &dispatcher{
 		js:  js,
@@ -193,6 +201,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 			RetryMax:       opts.RetryMax,
 			HandlerTimeout: opts.DeliveryTimeout + 10*time.Second,
 			Telemetry:      tel,
+			Replication:    opts.Replication,
 		},
 		handler:     d.deliver,
 		stopTimeout: 5 * time.Second,
@@ -202,7 +211,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 	s.parts.Push("deliveries", h.disp.stop)
 
 	wctx, stopWatch := context.WithCancel(context.Background())
-	watchDone, err := watch(wctx, kv, reg, func(id string) {
+	watchDone, err := watch(wctx, kv, seal, reg, func(id string) {
 		sctx, cancel := context.WithTimeout(wctx, 10*time.Second)
 		defer cancel()
 		if err := h.disp.sync(sctx, id); err != nil {
@@ -222,7 +231,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		return nil
 	})
 
-	if s.fanOut, err = consumeEvents(ctx, js, reg, pub, logger, tel); err != nil {
+	if s.fanOut, err = consumeEvents(ctx, js, reg, pub, logger, tel, opts.Replication); err != nil {
 		return nil, err
 	}
 	s.parts.Push("fan-out", func(ctx context.Context) error { return stopAll(ctx, s.fanOut) })

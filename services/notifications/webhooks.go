@@ -90,7 +90,7 @@ func (r *registry) matching(subject string) []contract.Webhook {
 // the webhook id, until ctx ends. It returns once the bucket's current
 // content is applied; the watching goes on in the background until done
 // is closed.
-func watch(ctx context.Context, kv jetstream.KeyValue, reg *registry, changed func(id string), onErr func(error)) (done <-chan struct{}, err error) {
+func watch(ctx context.Context, kv jetstream.KeyValue, seal *sealer, reg *registry, changed func(id string), onErr func(error)) (done <-chan struct{}, err error) {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", contract.Bucket, err)
@@ -119,10 +119,12 @@ func watch(ctx context.Context, kv jetstream.KeyValue, reg *registry, changed fu
 				id := kve.Key()
 				e := entry{rev: kve.Revision()}
 				if kve.Operation() == jetstream.KeyValuePut {
-					if err := json.Unmarshal(kve.Value(), &e.hook); err != nil {
+					h, err := decodeWebhook(seal, id, kve.Value())
+					if err != nil {
 						onErr(fmt.Errorf("webhook %q in %s: %w", id, contract.Bucket, err))
 						continue
 					}
+					e.hook = h
 				} else {
 					e.deleted = true
 				}
@@ -187,7 +189,7 @@ func checkWebhook(h contract.Webhook, allowPrivate bool) error {
 	}
 	if !allowPrivate {
 		if u, err := url.Parse(h.URL); err == nil {
-			if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !publicIP(ip) {
+			if ip, err := netip.ParseAddr(u.Hostname()); err == nil && checkPublic(ip) != nil {
 				v.Add("url", "targets the private address %s, which this deployment refuses (webhook-private-addresses)", ip)
 			}
 		}
@@ -208,6 +210,7 @@ var (
 // endpoints adapt it in a few lines.
 type hooks struct {
 	kv           jetstream.KeyValue
+	seal         *sealer
 	reg          *registry
 	disp         *dispatcher
 	tasks        jetstream.Stream // NOTIFICATIONS, the delivery tasks
@@ -228,7 +231,7 @@ func (h *hooks) put(ctx context.Context, w contract.Webhook) (contract.View, err
 	if err := checkWebhook(w, h.allowPrivate); err != nil {
 		return contract.View{}, err
 	}
-	rev, err := putWebhook(ctx, h.kv, w)
+	rev, err := putWebhook(ctx, h.kv, h.seal, w)
 	if err != nil {
 		return contract.View{}, err
 	}
@@ -272,15 +275,61 @@ func (h *hooks) remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// stored is a webhook as the bucket holds it: its secrets sealed (see
+// sealer), so that reading the bucket does not reveal them.
+type stored struct {
+	ID             string   `json:"id"`
+	URL            string   `json:"url"`
+	Secret         string   `json:"secret_sealed"`
+	PreviousSecret string   `json:"previous_secret_sealed,omitempty"`
+	Subjects       []string `json:"subjects"`
+	Description    string   `json:"description,omitempty"`
+}
+
+func encodeWebhook(seal *sealer, h contract.Webhook) ([]byte, error) {
+	sec, err := seal.seal(h.ID, h.Secret)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := seal.seal(h.ID, h.PreviousSecret)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(stored{ID: h.ID, URL: h.URL, Secret: sec, PreviousSecret: prev, Subjects: h.Subjects, Description: h.Description})
+}
+
+func decodeWebhook(seal *sealer, key string, data []byte) (contract.Webhook, error) {
+	var st stored
+	if err := json.Unmarshal(data, &st); err != nil {
+		return contract.Webhook{}, errors.New("not a stored webhook")
+	}
+	if st.Secret == "" {
+		// Written before secrets were sealed: never deliver unsigned.
+		return contract.Webhook{}, errors.New("no sealed secret (stored by an earlier version): put the webhook again")
+	}
+	sec, err := seal.open(key, st.Secret)
+	if err != nil {
+		return contract.Webhook{}, err
+	}
+	prev, err := seal.open(key, st.PreviousSecret)
+	if err != nil {
+		return contract.Webhook{}, err
+	}
+	return contract.Webhook{ID: st.ID, URL: st.URL, Secret: sec, PreviousSecret: prev, Subjects: st.Subjects, Description: st.Description}, nil
+}
+
 // putWebhook stores h unless the bucket holds it already, and returns the
 // revision it has.
-func putWebhook(ctx context.Context, kv jetstream.KeyValue, h contract.Webhook) (uint64, error) {
-	data, err := json.Marshal(h)
+func putWebhook(ctx context.Context, kv jetstream.KeyValue, seal *sealer, h contract.Webhook) (uint64, error) {
+	if cur, err := kv.Get(ctx, h.ID); err == nil {
+		if same, err := decodeWebhook(seal, h.ID, cur.Value()); err == nil && slices.Equal(same.Subjects, h.Subjects) &&
+			same.ID == h.ID && same.URL == h.URL && same.Secret == h.Secret && same.PreviousSecret == h.PreviousSecret && same.Description == h.Description {
+			return cur.Revision(), nil
+		}
+	}
+	data, err := encodeWebhook(seal, h)
 	if err != nil {
 		return 0, err
-	}
-	if cur, err := kv.Get(ctx, h.ID); err == nil && string(cur.Value()) == string(data) {
-		return cur.Revision(), nil
 	}
 	rev, err := kv.Put(ctx, h.ID, data)
 	if err != nil {

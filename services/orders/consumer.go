@@ -62,7 +62,7 @@ func onUserEvent(s *store) func(context.Context, messaging.Event[users.Event]) e
 	}
 }
 
-func consumeUserEvents(ctx context.Context, js jetstream.JetStream, s *store, logger *slog.Logger, tel *telemetry.Telemetry) (*messaging.Consumer, error) {
+func consumeUserEvents(ctx context.Context, js jetstream.JetStream, s *store, logger *slog.Logger, tel *telemetry.Telemetry, repl messaging.Replication) (*messaging.Consumer, error) {
 	return messaging.Consume(ctx, js, messaging.ConsumerConfig{
 		Stream:         users.Stream,
 		Durable:        UserEventsConsumer,
@@ -70,5 +70,6 @@ func consumeUserEvents(ctx context.Context, js jetstream.JetStream, s *store, lo
 		FilterSubjects: []string{users.EventSubjects},
 		Logger:         logger,
 		Telemetry:      tel,
+		Replication:    repl,
 	}, onUserEvent(s))
 }

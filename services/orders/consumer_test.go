@@ -124,7 +124,8 @@ func TestUserDeletedCancelsOpenOrders(t *testing.T) {
 
 	// Wait until every event on USERS so far (two creates, one delete)
 	// is handled, so the count below can only grow by the copy.
-	js, stream := usersStream(t, e.nc)
+	// Only the users identity may write USERS: the copy below is its.
+	js, stream := usersStream(t, connect(t, e.srv, "users-copy"))
 	info, err := stream.Info(t.Context(), jetstream.WithSubjectFilter(userscontract.EventSubjects))
 	if err != nil {
 		t.Fatal(err)

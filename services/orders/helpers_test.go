@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 	"github.com/devloop/switchboard/services/orders"
 	"github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/services/users"
@@ -40,14 +42,30 @@ func newEnv(t *testing.T) *env {
 	return &env{srv: srv, nc: nc, client: newClient(t, nc), users: us, orders: svc}
 }
 
-// startServer starts an embedded server with JetStream on dir, shut down
-// when the test ends (Shutdown may be called earlier; it is idempotent).
-func startServer(t *testing.T, dir string) *embedded.Server { return embeddedtest.Start(t, dir) }
+// model is what the tests run under: the services' own NATS permissions,
+// and the client role's for callers (docs/security.md).
+func model() natsauth.Model { return natsauth.NewModel(users.Access(), orders.Access()) }
+
+// startServer starts an embedded server with JetStream on dir that
+// enforces model, shut down when the test ends (Shutdown may be called
+// earlier; it is idempotent).
+func startServer(t *testing.T, dir string) *embedded.Server {
+	return embeddedtest.StartSecure(t, dir, model())
+}
 
 func shutdown(t *testing.T, srv *embedded.Server) { embeddedtest.Shutdown(t, srv) }
 
+// connect connects as the identity name starts with: orders, operator or
+// client; anything else that names users (a stand-in too) as users.
 func connect(t *testing.T, srv *embedded.Server, name string) *nats.Conn {
-	return embeddedtest.Connect(t, srv, t.Name()+"/"+name)
+	user := users.Access().User
+	for _, id := range []string{orders.Access().User, natsauth.ClientUser, natsauth.OperatorUser} {
+		if strings.HasPrefix(name, id) {
+			user = id
+		}
+	}
+	g, _ := model().Grant(user)
+	return embeddedtest.ConnectAs(t, srv, g, t.Name()+"/"+name)
 }
 
 // startUsers starts the real users service on nc, stopped when the test

@@ -2,7 +2,6 @@ package orders_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/wire"
 )
@@ -171,11 +171,7 @@ func TestListReadsItsWrites(t *testing.T) {
 // and a caller that waits out its timeout.
 func TestListPageFitsTheServersMaxPayload(t *testing.T) {
 	t.Parallel()
-	srv, err := embedded.Start(context.Background(), embedded.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), MaxPayload: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { shutdown(t, srv) })
+	srv := embeddedtest.StartSecure(t, t.TempDir(), model(), func(o *embedded.Options) { o.MaxPayload = 1 << 20 })
 	startUsers(t, connect(t, srv, "users"))
 	startOrders(t, connect(t, srv, "orders"))
 	c := newClient(t, connect(t, srv, "client"))

@@ -81,7 +81,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 			err = fmt.Errorf("orders: %w", err)
 		}
 	}()
-	if svc.consumer, err = consumeUserEvents(ctx, js, s, logger, tel); err != nil {
+	if svc.consumer, err = consumeUserEvents(ctx, js, s, logger, tel, opts.Replication); err != nil {
 		return nil, err
 	}
 	svc.svc, err = messaging.NewService(nc, messaging.ServiceConfig{

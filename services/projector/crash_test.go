@@ -19,6 +19,7 @@ import (
 
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 	"github.com/devloop/switchboard/services/projector"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
 )
@@ -29,12 +30,13 @@ const (
 	childNATS     = "PROJECTOR_TEST_CHILD_NATS_URL"
 	childPostgres = "PROJECTOR_TEST_CHILD_POSTGRES_URL"
 	childHang     = "PROJECTOR_TEST_CHILD_HANG_AFTER"
+	childKeys     = "PROJECTOR_TEST_CHILD_KEY_DIR"
 )
 
 func TestMain(m *testing.M) {
 	if url := os.Getenv(childNATS); url != "" {
 		hang, _ := strconv.Atoi(os.Getenv(childHang))
-		runChild(url, os.Getenv(childPostgres), hang)
+		runChild(url, os.Getenv(childKeys), os.Getenv(childPostgres), hang)
 		return
 	}
 	os.Exit(m.Run())
@@ -44,8 +46,19 @@ func TestMain(m *testing.M) {
 // prints "batch <stream> <first> <last>"; the batch after hang USERS
 // batches never commits, so a kill after its line lands inside an open
 // transaction (0: none hangs).
-func runChild(natsURL, pgURL string, hang int) {
-	nc, err := nats.Connect(natsURL)
+func runChild(natsURL, keyDir, pgURL string, hang int) {
+	g := projector.Access()
+	keys, err := natsauth.LoadKeys(keyDir, []string{g.User})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	as, err := keys.ConnectOptions(g)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	nc, err := nats.Connect(natsURL, as...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -81,7 +94,7 @@ type child struct {
 func startChild(t *testing.T, e *env, hangAfter int) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childNATS+"="+e.srv.ClientURL(), childPostgres+"="+e.pgURL, childHang+"="+strconv.Itoa(hangAfter))
+	cmd.Env = append(os.Environ(), childNATS+"="+e.srv.ClientURL(), childKeys+"="+natsauth.KeyDir(e.srv.StoreDir()), childPostgres+"="+e.pgURL, childHang+"="+strconv.Itoa(hangAfter))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

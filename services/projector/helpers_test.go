@@ -22,6 +22,7 @@ import (
 	"github.com/devloop/switchboard/internal/pgtest"
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 	"github.com/devloop/switchboard/services/orders"
 	orderscontract "github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/services/projector"
@@ -45,18 +46,18 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	pg := pgtest.Start(t)
-	srv := embeddedtest.Start(t, t.TempDir())
-	us, err := users.Start(t.Context(), embeddedtest.Connect(t, srv, "users"), users.Options{})
+	srv := embeddedtest.StartSecure(t, t.TempDir(), model())
+	us, err := users.Start(t.Context(), connectAs(t, srv, users.Access().User), users.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = us.Stop(context.Background()) })
-	os, err := orders.Start(t.Context(), embeddedtest.Connect(t, srv, "orders"), orders.Options{})
+	os, err := orders.Start(t.Context(), connectAs(t, srv, orders.Access().User), orders.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.Stop(context.Background()) })
-	nc := embeddedtest.Connect(t, srv, "client")
+	nc := connectAs(t, srv, natsauth.ClientUser)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +76,18 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// model is what the tests run under: the services' own NATS permissions,
+// and the client role's for callers (docs/security.md).
+func model() natsauth.Model {
+	return natsauth.NewModel(users.Access(), orders.Access(), projector.Access())
+}
+
+// connectAs connects as user of model.
+func connectAs(t *testing.T, srv *embedded.Server, user string) *nats.Conn {
+	g, _ := model().Grant(user)
+	return embeddedtest.ConnectAs(t, srv, g, t.Name()+"/"+user)
+}
+
 // startProjector starts a projector on its own connection, stopped when the
 // test ends.
 func (e *env) startProjector(t *testing.T, name string, opts projector.Options) *projector.Service {
@@ -83,7 +96,7 @@ func (e *env) startProjector(t *testing.T, name string, opts projector.Options) 
 	if opts.RetryMax == 0 {
 		opts.RetryMax = 500 * time.Millisecond
 	}
-	p, err := projector.Start(t.Context(), embeddedtest.Connect(t, e.srv, name), opts)
+	p, err := projector.Start(t.Context(), embeddedtest.ConnectAs(t, e.srv, projector.Access(), t.Name()+"/"+name), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,6 +58,7 @@ type runOptions struct {
 	retryBase    time.Duration
 	retryMax     time.Duration
 	telemetry    *telemetry.Telemetry
+	replication  messaging.Replication
 	beforeCommit func(batch []*messaging.Delivery)
 }
 
@@ -145,12 +146,13 @@ func (p *projection) lead(ctx context.Context, conn *pgx.Conn) {
 		FilterSubjects: []string{p.spec.filter},
 		// A database outage is waited out; only an event that cannot be
 		// applied (Permanent) is dead-lettered.
-		MaxDeliver: messaging.RetryForever,
-		BatchSize:  p.opts.batchSize,
-		RetryBase:  p.opts.retryBase,
-		RetryMax:   p.opts.retryMax,
-		Logger:     p.logger,
-		Telemetry:  p.opts.telemetry,
+		MaxDeliver:  messaging.RetryForever,
+		BatchSize:   p.opts.batchSize,
+		RetryBase:   p.opts.retryBase,
+		RetryMax:    p.opts.retryMax,
+		Logger:      p.logger,
+		Telemetry:   p.opts.telemetry,
+		Replication: p.opts.replication,
 	}
 	if last > 0 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy

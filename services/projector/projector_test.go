@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
 	orderscontract "github.com/devloop/switchboard/services/orders/contract"
 	"github.com/devloop/switchboard/services/projector"
 	"github.com/devloop/switchboard/services/projector/contract"
+	"github.com/devloop/switchboard/services/users"
 	userscontract "github.com/devloop/switchboard/services/users/contract"
 	"github.com/devloop/switchboard/wire"
 )
@@ -96,7 +98,12 @@ func TestPoisonEventIsDeadLettered(t *testing.T) {
 	// Not a user event: a payload of the wrong shape on a user's subject.
 	bogus := "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 	msg := &nats.Msg{Subject: userscontract.EventSubjectPrefix + bogus, Data: []byte(`{"type":"user.created","user":{"id":"` + bogus + `","age":"old"}}`)}
-	if _, err := e.js.PublishMsg(t.Context(), msg); err != nil {
+	// Only the users identity may write USERS: the poison is its.
+	js, err := jetstream.New(connectAs(t, e.srv, users.Access().User))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(t.Context(), msg); err != nil {
 		t.Fatal(err)
 	}
 	b := e.createUser(t, "Grace", "grace@example.com", 85)

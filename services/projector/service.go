@@ -35,6 +35,9 @@ type Options struct {
 	// Telemetry measures and traces the service and its consumers
 	// (docs/observability.md); nil does neither.
 	Telemetry *telemetry.Telemetry
+	// Replication is given to the dead-letter stream if the projector's
+	// consumers are the first to need it.
+	Replication messaging.Replication
 
 	// PostgresURL is a postgres:// URL or DSN of the database; required.
 	PostgresURL string
@@ -97,7 +100,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 	}
 	s := &Service{pool: pool, queries: &queries{pool: pool, js: js}, logger: logger}
 	tel := opts.Telemetry.For(contract.ServiceName)
-	run := runOptions{batchSize: opts.BatchSize, retryBase: opts.RetryBase, retryMax: opts.RetryMax, telemetry: tel, beforeCommit: opts.beforeCommit}
+	run := runOptions{batchSize: opts.BatchSize, retryBase: opts.RetryBase, retryMax: opts.RetryMax, telemetry: tel, replication: opts.Replication, beforeCommit: opts.beforeCommit}
 	if run.batchSize <= 0 {
 		run.batchSize = DefaultBatchSize
 	}

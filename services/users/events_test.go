@@ -135,7 +135,8 @@ func TestStreamSubjects(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := t.Context()
-	js, err := jetstream.New(e.nc)
+	// Declaring streams is the operator's.
+	js, err := jetstream.New(connect(t, e.srv, "operator"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/devloop/switchboard/embedded"
 	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
 	"github.com/devloop/switchboard/wire"
@@ -36,14 +38,37 @@ func newEnv(t *testing.T) *env {
 	return &env{srv: srv, nc: nc, client: newClient(t, nc), svc: svc}
 }
 
-// startServer starts an embedded server with JetStream on dir, shut down
-// when the test ends (Shutdown may be called earlier; it is idempotent).
-func startServer(t *testing.T, dir string) *embedded.Server { return embeddedtest.Start(t, dir) }
+// model is what the tests run under: the users service's own NATS
+// permissions, and the client role's for callers (docs/security.md).
+func model() natsauth.Model {
+	return natsauth.NewModel(users.Access(), otherCaller)
+}
+
+// otherCaller is a second NATS user that may create users, with an inbox
+// of its own: another caller than the client role.
+var otherCaller = natsauth.Grant{User: "other", Description: "another caller", Calls: []string{contract.SubjectCreate}}
+
+// startServer starts an embedded server with JetStream on dir that
+// enforces model, shut down when the test ends (Shutdown may be called
+// earlier; it is idempotent).
+func startServer(t *testing.T, dir string) *embedded.Server {
+	return embeddedtest.StartSecure(t, dir, model())
+}
 
 func shutdown(t *testing.T, srv *embedded.Server) { embeddedtest.Shutdown(t, srv) }
 
+// connect connects as the client role when name starts with "client", as
+// the operator when it starts with "operator", else as the users service
+// (a replica).
 func connect(t *testing.T, srv *embedded.Server, name string) *nats.Conn {
-	return embeddedtest.Connect(t, srv, t.Name()+"/"+name)
+	user := users.Access().User
+	for _, role := range []string{natsauth.ClientUser, natsauth.OperatorUser, otherCaller.User} {
+		if strings.HasPrefix(name, role) {
+			user = role
+		}
+	}
+	g, _ := model().Grant(user)
+	return embeddedtest.ConnectAs(t, srv, g, t.Name()+"/"+name)
 }
 
 // startUsers starts a users service on nc, stopped when the test ends.

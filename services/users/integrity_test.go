@@ -23,7 +23,9 @@ func TestBadMessageDoesNotBrickAUser(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ada := mustCreate(t, e.client, "Ada", "ada@example.com", 36)
-	js, err := jetstream.New(e.nc)
+	// Only the users identity may publish there (docs/security.md): a
+	// bug in a replica, or an operator's mistake.
+	js, err := jetstream.New(connect(t, e.srv, "users-raw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +64,8 @@ func TestRedisPauseServesNoStaleReads(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { stopUsers(t, svc) })
-			writer := newClient(t, connect(t, srv, "writer"))
-			reader, err := messaging.NewClient(connect(t, srv, "reader"), messaging.WithoutSession(), messaging.WithTimeout(5*time.Second))
+			writer := newClient(t, connect(t, srv, "client-writer"))
+			reader, err := messaging.NewClient(connect(t, srv, "client-reader"), messaging.WithoutSession(), messaging.WithTimeout(5*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +111,7 @@ func TestRedisPauseServesNoStaleReads(t *testing.T) {
 // newBareClient is a client of e with no session.
 func newBareClient(t *testing.T, e *env) *messaging.Client {
 	t.Helper()
-	c, err := messaging.NewClient(connect(t, e.srv, "bare"), messaging.WithoutSession(), messaging.WithTimeout(5*time.Second))
+	c, err := messaging.NewClient(connect(t, e.srv, "client-bare"), messaging.WithoutSession(), messaging.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,16 @@
 package contract
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/devloop/switchboard/redact"
 	orders "github.com/devloop/switchboard/services/orders/contract"
 	users "github.com/devloop/switchboard/services/users/contract"
 	"github.com/devloop/switchboard/wire"
@@ -37,22 +40,39 @@ const (
 	DeliverySubjectPrefix = "notifications.deliveries."
 )
 
-// Headers of every webhook request.
+// Headers of every webhook request. The first three are Standard
+// Webhooks' (https://www.standardwebhooks.com): receivers verify and
+// de-duplicate with them, with the specification's libraries or a few
+// lines of any language (docs/notifications.md).
 const (
+	// HeaderMsgID is the event's id, the same on every delivery of it:
+	// de-duplicate on it. It is signed.
+	HeaderMsgID = "webhook-id"
+	// HeaderMsgTimestamp is when the delivery was signed, in unix
+	// seconds. It is signed; refuse one outside your tolerance.
+	HeaderMsgTimestamp = "webhook-timestamp"
+	// HeaderMsgSignature is "v1,<base64 HMAC-SHA256>" of
+	// "<webhook-id>.<webhook-timestamp>.<body>", once per valid secret,
+	// separated by spaces (two during a rotation).
+	HeaderMsgSignature = "webhook-signature"
+
 	HeaderEventType = "Switchboard-Event-Type"
-	HeaderEventID   = "Switchboard-Event-Id"
 	HeaderWebhookID = "Switchboard-Webhook-Id"
-	HeaderTimestamp = "Switchboard-Timestamp"
-	HeaderSignature = "Switchboard-Signature"
-	// SignaturePrefix precedes the hex HMAC-SHA256 in HeaderSignature.
-	SignaturePrefix = "v1="
+	// SignatureVersion precedes each signature in HeaderMsgSignature.
+	SignatureVersion = "v1"
+	// SecretPrefix starts every webhook secret: "whsec_" and the base64
+	// of 24 to 64 random bytes.
+	SecretPrefix = "whsec_"
+	// Tolerance is how far from now a receiver should accept
+	// HeaderMsgTimestamp (the specification's libraries use it too).
+	Tolerance = 5 * time.Minute
 )
 
 // Limits of the webhook model.
 const (
 	MaxIDLength          = 64
-	MinSecretLength      = 16
-	MaxSecretLength      = 256
+	MinSecretBytes       = 24
+	MaxSecretBytes       = 64
 	MaxSubjects          = 20
 	MaxDescriptionLength = 200
 	MaxURLLength         = 2048
@@ -81,13 +101,15 @@ func WebhookOf(consumer string) string {
 const consumerPrefix = "webhook-"
 
 // Webhook is a receiver of events: every event whose subject matches one of
-// Subjects is POSTed to URL, signed with Secret.
+// Subjects is POSTed to URL, signed with Secret (and PreviousSecret, while
+// a rotation lasts).
 type Webhook struct {
-	ID          string   `json:"id" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9_-]+$"`
-	URL         string   `json:"url" jsonschema:"description=http or https URL the events are POSTed to"`
-	Secret      string   `json:"secret" jsonschema:"minLength=16,maxLength=256,description=HMAC-SHA256 key of Switchboard-Signature; never returned"`
-	Subjects    []string `json:"subjects" jsonschema:"minItems=1,maxItems=20,description=NATS subject filters under users.events.> or orders.events.>"`
-	Description string   `json:"description,omitempty" jsonschema:"maxLength=200"`
+	ID             string   `json:"id" jsonschema:"minLength=1,maxLength=64,pattern=^[A-Za-z0-9_-]+$"`
+	URL            string   `json:"url" jsonschema:"description=http or https URL the events are POSTed to; its credentials and query are never shown"`
+	Secret         string   `json:"secret" jsonschema:"pattern=^whsec_,description=Standard Webhooks secret: whsec_ and the base64 of 24 to 64 random bytes; never returned"`
+	PreviousSecret string   `json:"previous_secret,omitempty" jsonschema:"pattern=^whsec_,description=the secret being rotated out: deliveries are signed with both until it is removed; never returned"`
+	Subjects       []string `json:"subjects" jsonschema:"minItems=1,maxItems=20,description=NATS subject filters under users.events.> or orders.events.>"`
+	Description    string   `json:"description,omitempty" jsonschema:"maxLength=200"`
 }
 
 // Validate checks every field. It does not know the private-address
@@ -98,8 +120,11 @@ func (w Webhook) Validate() error {
 	if err := checkURL(w.URL); err != "" {
 		v.Add("url", "%s", err)
 	}
-	if n := utf8.RuneCountInString(w.Secret); n < MinSecretLength || n > MaxSecretLength {
-		v.Add("secret", "must be %d to %d characters", MinSecretLength, MaxSecretLength)
+	if !ValidSecret(w.Secret) {
+		v.Add("secret", "must be %s and the base64 of %d to %d random bytes, e.g. %s$(head -c 32 /dev/urandom | base64)", SecretPrefix, MinSecretBytes, MaxSecretBytes, SecretPrefix)
+	}
+	if w.PreviousSecret != "" && !ValidSecret(w.PreviousSecret) {
+		v.Add("previous_secret", "must be empty or %s and the base64 of %d to %d bytes", SecretPrefix, MinSecretBytes, MaxSecretBytes)
 	}
 	switch {
 	case len(w.Subjects) == 0:
@@ -121,18 +146,37 @@ func (w Webhook) Validate() error {
 	return v.Err()
 }
 
-// View is a webhook as the service shows it: without its secret.
+// View is a webhook as the service shows it: without its secrets, and
+// its URL without credentials or query (redact.WebURL).
 type View struct {
-	ID          string   `json:"id"`
-	URL         string   `json:"url"`
-	SecretSet   bool     `json:"secret_set"`
-	Subjects    []string `json:"subjects"`
-	Description string   `json:"description,omitempty"`
+	ID                string   `json:"id"`
+	URL               string   `json:"url"`
+	SecretSet         bool     `json:"secret_set"`
+	PreviousSecretSet bool     `json:"previous_secret_set,omitempty"`
+	Subjects          []string `json:"subjects"`
+	Description       string   `json:"description,omitempty"`
 }
 
-// View returns w without its secret.
+// View returns w as it may be shown.
 func (w Webhook) View() View {
-	return View{ID: w.ID, URL: w.URL, SecretSet: w.Secret != "", Subjects: w.Subjects, Description: w.Description}
+	return View{ID: w.ID, URL: redact.WebURL(w.URL), SecretSet: w.Secret != "", PreviousSecretSet: w.PreviousSecret != "",
+		Subjects: w.Subjects, Description: w.Description}
+}
+
+// ValidSecret reports whether s is a Standard Webhooks secret: "whsec_"
+// and the standard base64 of 24 to 64 bytes.
+func ValidSecret(s string) bool {
+	key, err := SecretKey(s)
+	return err == nil && len(key) >= MinSecretBytes && len(key) <= MaxSecretBytes
+}
+
+// SecretKey is the HMAC key of secret s: its base64 after "whsec_".
+func SecretKey(s string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(s, SecretPrefix)
+	if !ok {
+		return nil, errors.New("not a whsec_ secret")
+	}
+	return base64.StdEncoding.DecodeString(rest)
 }
 
 // ListRequest is the payload of notifications.webhooks.list (none needed).
