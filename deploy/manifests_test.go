@@ -29,9 +29,7 @@ var pendingSettings = map[string]string{}
 
 // Paths the manifests point at before the binary serves them; a pending
 // path may answer 404, any other answer must be 200.
-var pendingPaths = map[string]string{
-	"/metrics": "issue 13 (observability): Prometheus metrics on the ops port",
-}
+var pendingPaths = map[string]string{}
 
 // runtimeEnv are environment variables read by the Go runtime, not by the
 // settings table.
@@ -66,12 +64,14 @@ func TestManifests(t *testing.T) {
 				t.Run(d.Name, func(t *testing.T) {
 					env := checkSettings(t, p, m, d)
 					checkPorts(t, p, d, env, served)
+					checkGateway(t, m, d, env, dir != "base")
 					checkShutdown(t, d, env)
 					checkResources(t, d)
 				})
 			}
 			t.Run("pdb", func(t *testing.T) { checkPDBs(t, m) })
 			t.Run("hpa", func(t *testing.T) { checkHPAs(t, m) })
+			t.Run("services", func(t *testing.T) { checkServiceObjects(t, m) })
 			t.Run("networkpolicy", func(t *testing.T) { checkNetworkPolicies(t, p, m) })
 			if dir != "base" {
 				t.Run("namespace", func(t *testing.T) { checkNamespace(t, m) })
@@ -692,6 +692,28 @@ func checkNetworkPolicies(t *testing.T, p product, m manifests) {
 				t.Errorf("Deployment %s: no NetworkPolicy gives its pods %s", d.Name, what)
 			}
 		}
+		// A Service in front of the pods is useless if nothing may reach
+		// the port it targets.
+		for _, svc := range m.services {
+			if ds := selected(t, m, svc); len(ds) != 1 || ds[0] != d {
+				continue
+			}
+			for _, sp := range svc.Spec.Ports {
+				port := targetPort(d, sp.TargetPort)
+				var in bool
+				for _, np := range m.netpols {
+					if !selects(t, &np.Spec.PodSelector, d.Spec.Template.Labels) {
+						continue
+					}
+					for _, rule := range np.Spec.Ingress {
+						in = in || allows(rule.Ports, corev1.ProtocolTCP, strconv.Itoa(int(port)), sp.TargetPort.String())
+					}
+				}
+				if !in {
+					t.Errorf("Deployment %s: Service %s targets port %d, but no NetworkPolicy lets traffic in on it", d.Name, svc.Name, port)
+				}
+			}
+		}
 	}
 }
 
@@ -709,5 +731,87 @@ func checkNamespace(t *testing.T, m manifests) {
 		if got != ns.Name {
 			t.Errorf("%s: namespace %q, want %s", id, got, ns.Name)
 		}
+	}
+}
+
+// targetPort returns the container port of d that a Service's targetPort
+// names, or 0.
+func targetPort(d *appsv1.Deployment, tp intstr.IntOrString) int32 {
+	for _, cp := range container(d).Ports {
+		if tp.Type == intstr.String && cp.Name == tp.StrVal || tp.Type == intstr.Int && cp.ContainerPort == tp.IntVal {
+			return cp.ContainerPort
+		}
+	}
+	return 0
+}
+
+// selected returns the Deployments whose pods a Service selects.
+func selected(t *testing.T, m manifests, svc *corev1.Service) []*appsv1.Deployment {
+	var ds []*appsv1.Deployment
+	if len(svc.Spec.Selector) == 0 {
+		return nil
+	}
+	for _, d := range m.deployments {
+		if selects(t, &metav1.LabelSelector{MatchLabels: svc.Spec.Selector}, d.Spec.Template.Labels) {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
+// checkServiceObjects checks that every Service sends its traffic to the
+// pods of exactly one Deployment, on a port their container declares.
+func checkServiceObjects(t *testing.T, m manifests) {
+	for _, svc := range m.services {
+		ds := selected(t, m, svc)
+		if len(ds) != 1 {
+			t.Errorf("Service %s selects the pods of %d Deployments, want exactly one", svc.Name, len(ds))
+			continue
+		}
+		for _, sp := range svc.Spec.Ports {
+			if targetPort(ds[0], sp.TargetPort) == 0 {
+				t.Errorf("Service %s port %s: targetPort %s is no port of %s's container", svc.Name, sp.Name, sp.TargetPort.String(), ds[0].Name)
+			}
+		}
+	}
+}
+
+// checkGateway checks that the gateway listens on every interface, on the
+// port its container declares and its Service targets, and that it does
+// not run without authentication: in a released overlay it has keys.
+func checkGateway(t *testing.T, m manifests, d *appsv1.Deployment, cfg map[string]string, released bool) {
+	if serviceOf(d) != "gateway" {
+		return
+	}
+	host, port, err := net.SplitHostPort(cfg["gateway-listen"])
+	if err != nil {
+		t.Fatalf("gateway-listen %q: %v", cfg["gateway-listen"], err)
+	}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		t.Errorf("gateway-listen is %s: in a pod it must listen on every interface (:PORT)", cfg["gateway-listen"])
+	}
+	if a := cfg["gateway-auth"]; a == "none" {
+		t.Errorf("gateway-auth is %q: a deployed gateway must authenticate its callers", a)
+	}
+	if released && cfg["gateway-api-keys"] == "" && cfg["gateway-jwt-secret"] == "" && cfg["gateway-jwt-public-key"] == "" {
+		t.Error("no gateway-api-keys and no JWT key: run gateway would refuse to start")
+	}
+	var fronted bool
+	for _, svc := range m.services {
+		if ds := selected(t, m, svc); len(ds) != 1 || ds[0] != d {
+			continue
+		}
+		for _, sp := range svc.Spec.Ports {
+			fronted = true
+			if got := targetPort(d, sp.TargetPort); strconv.Itoa(int(got)) != port {
+				t.Errorf("Service %s targets port %d, but the gateway listens on %s", svc.Name, got, port)
+			}
+		}
+	}
+	if !fronted {
+		t.Errorf("Deployment %s: no Service sends HTTP to the gateway", d.Name)
+	}
+	if lc := container(d).Lifecycle; lc == nil || lc.PreStop == nil || lc.PreStop.Sleep == nil || lc.PreStop.Sleep.Seconds < 1 {
+		t.Errorf("Deployment %s: want a preStop sleep, so that endpoints drop a pod before it stops listening", d.Name)
 	}
 }

@@ -28,6 +28,7 @@ type manifests struct {
 	pdbs            []*policyv1.PodDisruptionBudget
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 	netpols         []*networkingv1.NetworkPolicy
+	services        []*corev1.Service
 	namespaces      []*corev1.Namespace
 	configMaps      map[string]*corev1.ConfigMap
 	secrets         map[string]*corev1.Secret
@@ -93,6 +94,8 @@ func render(t *testing.T, dir string) manifests {
 			m.hpas = append(m.hpas, o)
 		case *networkingv1.NetworkPolicy:
 			m.netpols = append(m.netpols, o)
+		case *corev1.Service:
+			m.services = append(m.services, o)
 		case *corev1.ConfigMap:
 			m.configMaps[o.Name] = o
 		case *corev1.Secret:
@@ -121,10 +124,12 @@ func testSecrets(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"switchboard.env": fmt.Sprintf("SWITCHBOARD_REDIS_URL=redis://:test-password@redis.example:6379/0\nSWITCHBOARD_WEBHOOK_ENCRYPTION_KEY=%s\n",
+		"switchboard.env": fmt.Sprintf("SWITCHBOARD_REDIS_URL=redis://:test-password@redis.example:6379/0\nSWITCHBOARD_WEBHOOK_ENCRYPTION_KEY=%s\n"+
+			"SWITCHBOARD_GATEWAY_API_KEYS=partner=test-key-0123456789abcdef\n"+
+			"SWITCHBOARD_POSTGRES_URL=postgres://projector:test-password@postgres.example:5432/switchboard\n",
 			base64.StdEncoding.EncodeToString(key)),
 	}
-	for _, svc := range []string{"users", "orders", "notifications"} {
+	for _, svc := range []string{"users", "orders", "notifications", "gateway", "projector"} {
 		files[svc+".nk"] = "SUAtest" + svc + "\n"
 	}
 	return files
