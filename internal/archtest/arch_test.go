@@ -103,22 +103,26 @@ func TestServicesImportOnlyContractsOfOthers(t *testing.T) {
 	}
 }
 
-// wire is a leaf: the standard library only.
+// wire and redact are leaves: the standard library only, so that a
+// contract that imports them pulls in nothing else.
 func TestWireIsALeaf(t *testing.T) {
-	p, ok := list(t)[module+"/wire"]
-	if !ok {
-		t.Fatal("no wire package")
-	}
-	for _, d := range p.Deps {
-		if !std(d) {
-			t.Errorf("wire depends on %s; it must need only the standard library", d)
+	pkgs := list(t)
+	for _, leaf := range []string{"wire", "redact"} {
+		p, ok := pkgs[module+"/"+leaf]
+		if !ok {
+			t.Fatalf("no %s package", leaf)
+		}
+		for _, d := range p.Deps {
+			if !std(d) {
+				t.Errorf("%s depends on %s; it must need only the standard library", leaf, d)
+			}
 		}
 	}
 }
 
 // A contract package brings a caller subjects, types and the wire model:
-// no nats.go, no JetStream, nothing but wire, other contracts and the
-// ULID parser that checks ids.
+// no nats.go, no JetStream, nothing but wire, other contracts, redact
+// (how a view hides a secret) and the ULID parser that checks ids.
 func TestContractsPullInNoTransport(t *testing.T) {
 	n := 0
 	for path, p := range list(t) {
@@ -127,10 +131,10 @@ func TestContractsPullInNoTransport(t *testing.T) {
 		}
 		n++
 		for _, d := range p.Deps {
-			if std(d) || d == module+"/wire" || isContract(d) || d == "github.com/oklog/ulid/v2" {
+			if std(d) || d == module+"/wire" || d == module+"/redact" || isContract(d) || d == "github.com/oklog/ulid/v2" {
 				continue
 			}
-			t.Errorf("%s depends on %s; a contract may depend only on wire, other contracts and ulid", rel(path), d)
+			t.Errorf("%s depends on %s; a contract may depend only on wire, other contracts, redact and ulid", rel(path), d)
 		}
 	}
 	if n < 4 {

@@ -18,6 +18,7 @@ import (
 	"github.com/devloop/switchboard/internal/examples/notes/contract"
 	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/natsauth"
 	"github.com/devloop/switchboard/services/gateway"
 	"github.com/devloop/switchboard/wire"
 )
@@ -26,13 +27,24 @@ import (
 // notes service, and checks each thing the guide says a new service gets
 // from the shared parts without writing it.
 func TestGuide(t *testing.T) {
-	srv := embeddedtest.Start(t, t.TempDir())
-	svc, err := notes.Start(t.Context(), embeddedtest.Connect(t, srv, "notes"), notes.Options{})
+	// The server enforces the permissions of notes.Access(), as dev and
+	// production do: the service runs as its own NATS user, the caller as
+	// the client role and the gateway as the gateway.
+	model := natsauth.NewModel(notes.Access(), gateway.Access(natsauth.Endpoints(notes.Access())))
+	as := func(user string) natsauth.Grant {
+		g, ok := model.Grant(user)
+		if !ok {
+			t.Fatalf("no grant for %s", user)
+		}
+		return g
+	}
+	srv := embeddedtest.StartSecure(t, t.TempDir(), model)
+	svc, err := notes.Start(t.Context(), embeddedtest.ConnectAs(t, srv, as(notes.Access().User), "notes"), notes.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop(t.Context()) })
-	nc := embeddedtest.Connect(t, srv, "caller")
+	nc := embeddedtest.ConnectAs(t, srv, as(natsauth.ClientUser), "caller")
 	c, err := messaging.NewClient(nc, messaging.WithTimeout(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +161,7 @@ func TestGuide(t *testing.T) {
 	})
 
 	t.Run("served over HTTP by the gateway", func(t *testing.T) {
-		g, err := gateway.New(ctx, embeddedtest.Connect(t, srv, "gateway"), gateway.Options{Refresh: 50 * time.Millisecond})
+		g, err := gateway.New(ctx, embeddedtest.ConnectAs(t, srv, as(gateway.User), "gateway"), gateway.Options{Refresh: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

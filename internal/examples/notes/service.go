@@ -18,6 +18,7 @@ import (
 	"github.com/devloop/switchboard/eventstore"
 	"github.com/devloop/switchboard/internal/examples/notes/contract"
 	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/telemetry"
 )
 
 // Options are the service's dependencies, in the shape every service
@@ -26,6 +27,10 @@ type Options struct {
 	Logger *slog.Logger
 	Cache  cache.Config
 	Limits messaging.Limits
+	// Replication is given to the NOTES stream (--stream-replicas).
+	Replication messaging.Replication
+	// Telemetry measures and traces the service; nil for none.
+	Telemetry *telemetry.Telemetry
 }
 
 // Service is a running notes service.
@@ -42,8 +47,9 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With(slog.String("service", contract.ServiceName))
+	tel := opts.Telemetry.For(contract.ServiceName)
 	cfg := entity()
-	cfg.Logger, cfg.Cache = logger, opts.Cache
+	cfg.Logger, cfg.Cache, cfg.Replication, cfg.Telemetry = logger, opts.Cache, opts.Replication, tel
 	es, err := eventstore.Open(ctx, nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("notes: %w", err)
@@ -53,6 +59,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		Version:     contract.Version,
 		Description: "Notes: the example service of docs/architecture.md",
 		Logger:      logger,
+		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
 		Consumers:   es.Consumers(),
