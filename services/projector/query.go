@@ -139,26 +139,21 @@ func (q *queries) searchUsers(ctx context.Context, req contract.UsersSearchReque
 	if limit == 0 {
 		limit = contract.DefaultLimit
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	where = append(where, "deleted_at IS NULL")
+	var f filter
+	f.where("deleted_at IS NULL")
 	if req.NamePrefix != "" {
-		where = append(where, "lower(name) LIKE "+arg(likePrefix(req.NamePrefix)))
+		f.where("lower(name) LIKE " + f.arg(likePrefix(req.NamePrefix)))
 	}
 	if req.EmailPrefix != "" {
-		where = append(where, "lower(email) LIKE "+arg(likePrefix(req.EmailPrefix)))
+		f.where("lower(email) LIKE " + f.arg(likePrefix(req.EmailPrefix)))
 	}
 	if req.After != "" {
-		where = append(where, "id > "+arg(req.After))
+		f.where("id > " + f.arg(req.After))
 	}
 	sql := `SELECT id, name, email, age, version, created_at, updated_at FROM projector.users WHERE ` +
-		strings.Join(where, " AND ") + ` ORDER BY id LIMIT ` + arg(limit+1)
+		f.clause() + ` ORDER BY id LIMIT ` + f.arg(limit+1)
 	list := []users.User{}
-	seq, err := q.read(ctx, users.Stream, req.MinSequence, sql, args, func(r pgx.Rows) error {
+	seq, err := q.read(ctx, users.Stream, req.MinSequence, sql, f.args, func(r pgx.Rows) error {
 		var u users.User
 		err := r.Scan(&u.ID, &u.Name, &u.Email, &u.Age, &u.Version, &u.CreatedAt, &u.UpdatedAt)
 		u.CreatedAt, u.UpdatedAt = u.CreatedAt.UTC(), u.UpdatedAt.UTC()
@@ -181,24 +176,18 @@ func (q *queries) searchOrders(ctx context.Context, req contract.OrdersSearchReq
 	if limit == 0 {
 		limit = contract.DefaultLimit
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	where = append(where, "true")
+	var f filter
 	if req.UserID != "" {
-		where = append(where, "user_id = "+arg(req.UserID))
+		f.where("user_id = " + f.arg(req.UserID))
 	}
 	if req.Status != "" {
-		where = append(where, "status = "+arg(req.Status))
+		f.where("status = " + f.arg(req.Status))
 	}
 	if req.CreatedFrom != nil {
-		where = append(where, "created_at >= "+arg(*req.CreatedFrom))
+		f.where("created_at >= " + f.arg(*req.CreatedFrom))
 	}
 	if req.CreatedBefore != nil {
-		where = append(where, "created_at < "+arg(*req.CreatedBefore))
+		f.where("created_at < " + f.arg(*req.CreatedBefore))
 	}
 	desc := req.Sort != contract.SortCreatedAsc
 	if req.After != "" {
@@ -207,7 +196,7 @@ func (q *queries) searchOrders(ctx context.Context, req contract.OrdersSearchReq
 		if desc {
 			op = "<"
 		}
-		where = append(where, fmt.Sprintf("(created_at, id) %s (%s, %s)", op, arg(at), arg(id)))
+		f.where(fmt.Sprintf("(created_at, id) %s (%s, %s)", op, f.arg(at), f.arg(id)))
 	}
 	order := "created_at, id"
 	if desc {
@@ -218,9 +207,9 @@ func (q *queries) searchOrders(ctx context.Context, req contract.OrdersSearchReq
 			ARRAY(SELECT sku FROM projector.order_items i WHERE i.order_id = o.id ORDER BY line),
 			ARRAY(SELECT quantity FROM projector.order_items i WHERE i.order_id = o.id ORDER BY line),
 			ARRAY(SELECT unit_price_cents FROM projector.order_items i WHERE i.order_id = o.id ORDER BY line)
-		FROM projector.orders o WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ` + arg(limit+1)
+		FROM projector.orders o WHERE ` + f.clause() + ` ORDER BY ` + order + ` LIMIT ` + f.arg(limit+1)
 	list := []orders.Order{}
-	seq, err := q.read(ctx, orders.Stream, req.MinSequence, sql, args, func(r pgx.Rows) error {
+	seq, err := q.read(ctx, orders.Stream, req.MinSequence, sql, f.args, func(r pgx.Rows) error {
 		var o orders.Order
 		var skus []string
 		var qty []int32
@@ -247,4 +236,28 @@ func (q *queries) searchOrders(ctx context.Context, req contract.OrdersSearchReq
 		resp.Next = contract.OrdersCursor(last.CreatedAt, last.ID)
 	}
 	return resp, nil
+}
+
+// filter builds the WHERE clause of a search: conditions joined by AND,
+// with their values as numbered parameters ($1, $2, …), never in the SQL.
+type filter struct {
+	conds []string
+	args  []any
+}
+
+// arg adds v as the next parameter and returns its placeholder.
+func (f *filter) arg(v any) string {
+	f.args = append(f.args, v)
+	return "$" + strconv.Itoa(len(f.args))
+}
+
+// where adds a condition.
+func (f *filter) where(cond string) { f.conds = append(f.conds, cond) }
+
+// clause is the conditions joined by AND; "true" when there are none.
+func (f *filter) clause() string {
+	if len(f.conds) == 0 {
+		return "true"
+	}
+	return strings.Join(f.conds, " AND ")
 }
