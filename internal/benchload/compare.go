@@ -40,20 +40,37 @@ func Compare(b *testing.B, c, n int, baseline, ours Side, cpu func() (time.Durat
 		mine = append(mine, measure(b, c, n/rounds, ours.Call, cpu))
 	}
 	bs, os := summarize(base), summarize(mine)
+	reportPair(b, baseline.Name, ours.Name, bs, os)
+}
+
+// Metric units of a comparison. The side's role comes first, so that a
+// reader of the output (internal/benchtable) tells baseline from ours
+// whatever the sides are called: "base.raw-ops/s", "ours.typed-ops/s".
+const (
+	BasePrefix = "base."
+	OursPrefix = "ours."
+)
+
+// reportPair reports both sides' figures and their ratios.
+func reportPair(b *testing.B, baseName, oursName string, bs, os summary) {
+	b.Helper()
 	report := func(unit string, v float64) { b.ReportMetric(v, unit) }
+	base, ours := BasePrefix+baseName, OursPrefix+oursName
 	report("ns/op", 0)
-	report(baseline.Name+"-ops/s", bs.opsPerSec)
-	report(ours.Name+"-ops/s", os.opsPerSec)
+	report(base+"-ops/s", bs.opsPerSec)
+	report(ours+"-ops/s", os.opsPerSec)
 	report("ratio-ops/s", os.opsPerSec/bs.opsPerSec)
-	report(baseline.Name+"-p99-µs", Micros(bs.p99))
-	report(ours.Name+"-p99-µs", Micros(os.p99))
-	report("ratio-p99", float64(bs.p99)/float64(os.p99))
-	if bs.cpuPerCall > 0 {
-		report(baseline.Name+"-cpu-µs/op", Micros(bs.cpuPerCall))
-		report(ours.Name+"-cpu-µs/op", Micros(os.cpuPerCall))
+	if bs.p99 > 0 && os.p99 > 0 {
+		report(base+"-p99-µs", Micros(bs.p99))
+		report(ours+"-p99-µs", Micros(os.p99))
+		report("ratio-p99", float64(bs.p99)/float64(os.p99))
 	}
-	report(baseline.Name+"-allocs/op", bs.allocsPerCall)
-	report(ours.Name+"-allocs/op", os.allocsPerCall)
+	if bs.cpuPerCall > 0 {
+		report(base+"-cpu-µs/op", Micros(bs.cpuPerCall))
+		report(ours+"-cpu-µs/op", Micros(os.cpuPerCall))
+	}
+	report(base+"-allocs/op", bs.allocsPerCall)
+	report(ours+"-allocs/op", os.allocsPerCall)
 }
 
 type summary struct {
