@@ -76,8 +76,10 @@ type benchEnv struct {
 //
 // users.create is compared with one plain JetStream publish with a message
 // id (the cost of one round trip to the stream) on the same server. In
-// "inproc" users.get is also measured behind a shared Redis cache
-// (get-cache-redis, skipped without redis-server). go test -run '^$'
+// "inproc" users.get is also compared with a raw handler that does the
+// same JSON work (get-same-json: decode the request, encode the user from
+// a map), and measured behind a shared Redis cache (get-cache-redis,
+// skipped without redis-server). go test -run '^$'
 // -bench Users -benchtime 1x ./services/users/. See docs/performance.md.
 func BenchmarkUsers(b *testing.B) {
 	envs := map[string]func(*testing.B) *benchEnv{
@@ -116,6 +118,9 @@ func BenchmarkUsers(b *testing.B) {
 		{name: "get", where: []string{"inproc", "deploy"}, c: 128, n: 60000, sides: func(_ *testing.B, env *benchEnv) (benchload.Side, benchload.Side) {
 			return env.echo, get(env)
 		}},
+		{name: "get-same-json", where: []string{"inproc"}, c: 128, n: 60000, sides: func(b *testing.B, env *benchEnv) (benchload.Side, benchload.Side) {
+			return benchUserFromMap(b, env), get(env)
+		}},
 		{name: "get-cache-redis", where: []string{"inproc"}, cache: "redis", c: 128, n: 30000, sides: func(_ *testing.B, env *benchEnv) (benchload.Side, benchload.Side) {
 			return env.echo, get(env)
 		}},
@@ -148,6 +153,61 @@ func BenchmarkUsers(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchUserFromMap is a second baseline of users.get that does the same
+// JSON work: a raw micro handler, beside the service, that decodes the
+// request struct with encoding/json, looks the user up in a map and
+// encodes it, called with a plain request whose reply is decoded into a
+// contract.User. What users.get costs beyond it is the typed layer (both
+// sides), the store's read of its in-process cache, and the headers.
+func benchUserFromMap(b *testing.B, env *benchEnv) benchload.Side {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, err := contract.GetUser(ctx, env.client, contract.GetRequest{ID: env.userID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	byID := map[string]contract.User{u.ID: u}
+	const subject = "bench.usermap"
+	svc, err := micro.AddService(env.nc, micro.Config{
+		Name:    "benchusermap",
+		Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{
+			Subject: subject,
+			Handler: micro.HandlerFunc(func(r micro.Request) {
+				var req contract.GetRequest
+				if err := json.Unmarshal(r.Data(), &req); err != nil {
+					_ = r.Error("400", err.Error(), nil)
+					return
+				}
+				u, ok := byID[req.ID]
+				if !ok {
+					_ = r.Error("404", "user not found", nil)
+					return
+				}
+				data, _ := json.Marshal(u)
+				_ = r.Respond(data)
+			}),
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = svc.Stop() })
+	req, _ := json.Marshal(contract.GetRequest{ID: env.userID})
+	return benchload.Side{Name: "jsonmap", Call: func(ctx context.Context) error {
+		reply, err := env.nc.RequestWithContext(ctx, subject, req)
+		if err != nil {
+			return err
+		}
+		var got contract.User
+		if err := json.Unmarshal(reply.Data, &got); err != nil || got.ID != env.userID {
+			return fmt.Errorf("usermap: got %q (%v)", reply.Data, err)
+		}
+		return nil
+	}}
 }
 
 // benchPublish is the baseline of users.create: one JetStream publish
