@@ -2,6 +2,7 @@ package messaging_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -58,202 +59,171 @@ func benchJetStream(b *testing.B, nc *nats.Conn, failed *atomic.Int64, opts ...j
 	return js
 }
 
-// benchRateReport reports n operations in elapsed as unit/s, and the CPU
-// time of this process per operation since cpu0.
-func benchRateReport(b *testing.B, n int, elapsed time.Duration, unit string, cpu0 time.Duration, cpuOK bool) {
-	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(float64(n)/elapsed.Seconds(), unit+"/s")
-	if cpu1, ok := benchload.SelfCPU(); ok && cpuOK {
-		b.ReportMetric(benchload.Micros(cpu1-cpu0)/float64(n), "cpu-µs/op")
-	}
-}
-
-// BenchmarkConsume measures how fast b.N stored messages are consumed and
+// BenchmarkConsume compares how fast stored messages are consumed and
 // acknowledged: with a jetstream consumer.Consume callback that acks each
-// message ("raw"), and with messaging.Consume and a typed no-op handler
-// ("runtime"). Messages ({"n":1}, with a Nats-Msg-Id) are published before
-// the timer starts; the clock stops when the consumer's last message is
-// acknowledged on the server (ack pending and pending both 0). The longest
-// pause between two handled messages is reported as max-gap-ms. See
-// docs/performance.md.
+// message (the baseline, "raw"), and with messaging.Consume at its default
+// worker count and a typed no-op handler ("runtime"). Each round publishes
+// its messages ({"n":1}, with a Nats-Msg-Id) to a stream of its own before
+// the clock starts; the clock stops when the consumer's last message is
+// acknowledged on the server (ack pending and pending both 0). Fixed
+// counts, alternating rounds (benchload.CompareBatch): go test -run '^$'
+// -bench Consume -benchtime 1x ./messaging/. See docs/performance.md.
 func BenchmarkConsume(b *testing.B) {
 	srv := startServer(b)
 	nc := benchConnect(b, srv, "bench-consume", false)
 	var failed atomic.Int64
 	js := benchJetStream(b, nc, &failed)
 
-	// prepare publishes b.N messages to a new stream and returns its name.
-	prepare := func(b *testing.B) string {
-		b.Helper()
+	// prepare publishes n messages to a new stream and returns its name.
+	prepare := func(n int) (string, error) {
 		stream, subject := benchStream(b, js)
-		for range b.N {
+		failed.Store(0)
+		for range n {
 			if _, err := js.PublishAsync(subject, benchPayload, jetstream.WithMsgID(nuid.Next())); err != nil {
-				b.Fatalf("publish: %v", err)
+				return "", fmt.Errorf("publish: %w", err)
 			}
 		}
 		select {
 		case <-js.PublishAsyncComplete():
 		case <-time.After(time.Minute):
-			b.Fatal("pre-publish not acknowledged within a minute")
+			return "", errors.New("pre-publish not acknowledged within a minute")
 		}
 		if n := failed.Load(); n > 0 {
-			b.Fatalf("%d pre-published messages failed", n)
+			return "", fmt.Errorf("%d pre-published messages failed", n)
 		}
-		return stream
+		return stream, nil
 	}
 	// settle waits until the durable has nothing pending or unacknowledged.
-	settle := func(b *testing.B, stream, durable string) {
-		b.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	settle := func(ctx context.Context, stream, durable string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		for {
 			info, err := js.Consumer(ctx, stream, durable)
 			if err == nil {
 				ci := info.CachedInfo()
 				if ci.NumAckPending == 0 && ci.NumPending == 0 {
-					return
+					return nil
 				}
 			}
 			if ctx.Err() != nil {
-				b.Fatalf("consumer %s did not settle within a minute (last error: %v)", durable, err)
+				return fmt.Errorf("consumer %s did not settle within a minute (last error: %v)", durable, err)
 			}
 			time.Sleep(time.Millisecond)
 		}
 	}
-
-	b.Run("raw", func(b *testing.B) {
-		b.ReportAllocs()
-		stream := prepare(b)
-		var handled atomic.Int64
-		var gaps benchGaps
-		done := make(chan struct{})
-		n := int64(b.N)
-		b.ResetTimer()
-		cpu0, cpuOK := benchload.SelfCPU()
-		start := time.Now()
-		gaps.last.Store(start.UnixNano())
-		cons, err := js.CreateOrUpdateConsumer(context.Background(), stream, jetstream.ConsumerConfig{
-			Durable:   "raw",
-			AckPolicy: jetstream.AckExplicitPolicy,
-		})
-		if err != nil {
-			b.Fatal(err)
+	// drained waits for done, failing on the first failure failed counts.
+	drained := func(done <-chan struct{}) error {
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			return errors.New("not done within a minute")
 		}
-		cc, err := cons.Consume(func(msg jetstream.Msg) {
-			if err := msg.Ack(); err != nil {
-				failed.Add(1)
-			}
-			gaps.tick()
-			if handled.Add(1) == n {
-				close(done)
-			}
-		})
-		if err != nil {
-			b.Fatal(err)
+		if n := failed.Load(); n > 0 {
+			return fmt.Errorf("%d operations failed", n)
 		}
-		defer cc.Stop()
-		benchWait(b, done, failed.Load)
-		settle(b, stream, "raw")
-		elapsed := time.Since(start)
-		b.StopTimer()
-		benchRateReport(b, b.N, elapsed, "msgs", cpu0, cpuOK)
-		gaps.report(b)
-	})
+		return nil
+	}
 
-	for _, workers := range []int{8, 32} {
-		b.Run(fmt.Sprintf("runtime/workers=%d", workers), func(b *testing.B) {
-			b.ReportAllocs()
-			stream := prepare(b)
+	raw := benchload.Batch{Name: "raw", Prepare: func(_ context.Context, n int) (func(context.Context) error, error) {
+		stream, err := prepare(n)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) error {
 			var handled atomic.Int64
-			var gaps benchGaps
 			done := make(chan struct{})
-			n := int64(b.N)
-			b.ResetTimer()
-			cpu0, cpuOK := benchload.SelfCPU()
-			start := time.Now()
-			gaps.last.Store(start.UnixNano())
-			c, err := messaging.Consume(context.Background(), js, messaging.ConsumerConfig{
+			cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+				Durable:   "raw",
+				AckPolicy: jetstream.AckExplicitPolicy,
+			})
+			if err != nil {
+				return err
+			}
+			cc, err := cons.Consume(func(msg jetstream.Msg) {
+				if err := msg.Ack(); err != nil {
+					failed.Add(1)
+				}
+				if handled.Add(1) == int64(n) {
+					close(done)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			defer cc.Stop()
+			if err := drained(done); err != nil {
+				return err
+			}
+			return settle(ctx, stream, "raw")
+		}, nil
+	}}
+
+	var recreated atomic.Uint64
+	runtime := benchload.Batch{Name: "runtime", Prepare: func(_ context.Context, n int) (func(context.Context) error, error) {
+		stream, err := prepare(n)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) error {
+			var handled atomic.Int64
+			done := make(chan struct{})
+			c, err := messaging.Consume(ctx, js, messaging.ConsumerConfig{
 				Stream:  stream,
 				Durable: "runtime",
-				Workers: workers,
+				// Workers: the default, messaging.DefaultConsumerWorkers.
 			}, func(_ context.Context, ev messaging.Event[benchThing]) error {
 				if ev.Data.N != 1 {
 					failed.Add(1)
 				}
-				gaps.tick()
-				if handled.Add(1) == n {
+				if handled.Add(1) == int64(n) {
 					close(done)
 				}
 				return nil
 			})
 			if err != nil {
-				b.Fatal(err)
+				return err
 			}
-			defer func() {
+			// Stopped off the clock, once the run is over.
+			b.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				_ = c.Stop(ctx)
-			}()
-			benchWait(b, done, failed.Load)
-			settle(b, stream, "runtime")
-			elapsed := time.Since(start)
-			b.StopTimer()
-			st := c.Stats(context.Background())
-			if st.Handled != uint64(b.N) || st.Retried+st.DeadLettered > 0 {
-				b.Fatalf("handled %d of %d, retried %d, dead-lettered %d", st.Handled, b.N, st.Retried, st.DeadLettered)
+			})
+			if err := drained(done); err != nil {
+				return err
 			}
-			benchRateReport(b, b.N, elapsed, "msgs", cpu0, cpuOK)
-			gaps.report(b)
+			if err := settle(ctx, stream, "runtime"); err != nil {
+				return err
+			}
+			st := c.Stats(ctx)
+			if st.Handled != uint64(n) || st.Retried+st.DeadLettered > 0 {
+				return fmt.Errorf("handled %d of %d, retried %d, dead-lettered %d", st.Handled, n, st.Retried, st.DeadLettered)
+			}
 			// Declared again after an interrupted iterator (a stall).
-			b.ReportMetric(float64(st.Recreated), "recreated")
+			recreated.Add(st.Recreated)
 			if st.Recreated > 0 {
 				b.Logf("consumer declared again; last error: %s", st.LastError)
 			}
-		})
-	}
+			return nil
+		}, nil
+	}}
+
+	b.Run(fmt.Sprintf("workers=%d", messaging.DefaultConsumerWorkers), func(b *testing.B) {
+		benchload.CompareBatch(b, 30000, raw, runtime, benchload.SelfCPU)
+		b.ReportMetric(float64(recreated.Load()), "recreated")
+	})
 }
 
-// benchGaps tracks the longest pause between two handled messages, which
-// tells a stall from a steady slow rate.
-type benchGaps struct{ last, longest atomic.Int64 }
-
-func (g *benchGaps) tick() {
-	now := time.Now().UnixNano()
-	gap := now - g.last.Swap(now)
-	for {
-		cur := g.longest.Load()
-		if gap <= cur || g.longest.CompareAndSwap(cur, gap) {
-			return
-		}
-	}
-}
-
-func (g *benchGaps) report(b *testing.B) {
-	b.ReportMetric(float64(g.longest.Load())/float64(time.Millisecond), "max-gap-ms")
-}
-
-// benchWait waits for done, failing on the first failure that failed
-// counts, or after a minute.
-func benchWait(b *testing.B, done <-chan struct{}, failed func() int64) {
-	b.Helper()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		b.Fatal("not done within a minute")
-	}
-	if n := failed(); n > 0 {
-		b.Fatalf("%d operations failed", n)
-	}
-}
-
-// BenchmarkPublish measures publishing {"n":1} events to a file-store
-// stream with a message id each: asynchronously, b.N publishes then a wait
-// for every ack, with jetstream's PublishAsync ("raw-async") and with
-// messaging.Publisher.PublishAsync ("typed-async"); and synchronously from
-// 16 goroutines, each waiting for its ack, with jetstream's PublishMsg
-// ("raw-sync/c=16") and messaging.Publisher.Publish ("typed-sync/c=16").
-// Both sides allow 256 unacknowledged asynchronous publishes, the
-// Publisher's default. See docs/performance.md.
+// BenchmarkPublish compares publishing {"n":1} events with a message id
+// to a file-store stream: asynchronously ("async": per round, n publishes
+// then a wait for every ack), jetstream's PublishAsync with
+// jetstream.WithMsgID (the baseline, "raw") against
+// messaging.Publisher.PublishAsync ("typed"), both allowing 256
+// unacknowledged publishes, the Publisher's default; and synchronously
+// from 16 goroutines, each waiting for its ack ("sync/c=16"), jetstream's
+// Publish against messaging.Publisher.Publish. Fixed counts, alternating
+// rounds: go test -run '^$' -bench Publish -benchtime 1x ./messaging/. See
+// docs/performance.md.
 func BenchmarkPublish(b *testing.B) {
 	srv := startServer(b)
 	nc := benchConnect(b, srv, "bench-publish", false)
@@ -267,73 +237,66 @@ func BenchmarkPublish(b *testing.B) {
 		return messaging.OutEvent{Subject: subject, Type: "bench.thing", Data: benchThing{N: 1}}
 	}
 
-	b.Run("raw-async", func(b *testing.B) {
-		b.ReportAllocs()
-		_, subject := benchStream(b, js)
-		failed.Store(0)
-		b.ResetTimer()
-		cpu0, cpuOK := benchload.SelfCPU()
-		start := time.Now()
-		for range b.N {
-			if _, err := js.PublishAsync(subject, benchPayload, jetstream.WithMsgID(nuid.Next())); err != nil {
-				b.Fatalf("publish: %v", err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			b.Fatal("publishes not acknowledged within a minute")
-		}
-		elapsed := time.Since(start)
-		b.StopTimer()
-		if n := failed.Load(); n > 0 {
-			b.Fatalf("%d of %d publishes failed", n, b.N)
-		}
-		benchRateReport(b, b.N, elapsed, "msgs", cpu0, cpuOK)
-	})
-
-	b.Run("typed-async", func(b *testing.B) {
-		b.ReportAllocs()
-		_, subject := benchStream(b, js)
-		ctx := b.Context()
-		futures := make([]jetstream.PubAckFuture, 0, b.N)
-		b.ResetTimer()
-		cpu0, cpuOK := benchload.SelfCPU()
-		start := time.Now()
-		for range b.N {
-			f, err := pub.PublishAsync(ctx, event(subject))
-			if err != nil {
-				b.Fatalf("publish: %v", err)
-			}
-			futures = append(futures, f)
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				b.Fatalf("publish: %v", err)
-			case <-time.After(time.Minute):
-				b.Fatal("publish not acknowledged within a minute")
-			}
-		}
-		elapsed := time.Since(start)
-		b.StopTimer()
-		benchRateReport(b, b.N, elapsed, "msgs", cpu0, cpuOK)
+	b.Run("async", func(b *testing.B) {
+		raw := benchload.Batch{Name: "raw", Prepare: func(_ context.Context, n int) (func(context.Context) error, error) {
+			_, subject := benchStream(b, js)
+			return func(context.Context) error {
+				failed.Store(0)
+				for range n {
+					if _, err := js.PublishAsync(subject, benchPayload, jetstream.WithMsgID(nuid.Next())); err != nil {
+						return fmt.Errorf("publish: %w", err)
+					}
+				}
+				select {
+				case <-js.PublishAsyncComplete():
+				case <-time.After(time.Minute):
+					return errors.New("publishes not acknowledged within a minute")
+				}
+				if n := failed.Load(); n > 0 {
+					return fmt.Errorf("%d publishes failed", n)
+				}
+				return nil
+			}, nil
+		}}
+		typed := benchload.Batch{Name: "typed", Prepare: func(_ context.Context, n int) (func(context.Context) error, error) {
+			_, subject := benchStream(b, js)
+			futures := make([]jetstream.PubAckFuture, 0, n)
+			return func(ctx context.Context) error {
+				for range n {
+					f, err := pub.PublishAsync(ctx, event(subject))
+					if err != nil {
+						return fmt.Errorf("publish: %w", err)
+					}
+					futures = append(futures, f)
+				}
+				for _, f := range futures {
+					select {
+					case <-f.Ok():
+					case err := <-f.Err():
+						return fmt.Errorf("publish: %w", err)
+					case <-time.After(time.Minute):
+						return errors.New("publish not acknowledged within a minute")
+					}
+				}
+				return nil
+			}, nil
+		}}
+		benchload.CompareBatch(b, 60000, raw, typed, benchload.SelfCPU)
 	})
 
 	const c = 16
-	b.Run(fmt.Sprintf("raw-sync/c=%d", c), func(b *testing.B) {
-		_, subject := benchStream(b, js)
-		benchload.Run(b, c, func(ctx context.Context) error {
-			_, err := js.Publish(ctx, subject, benchPayload, jetstream.WithMsgID(nuid.Next()))
-			return err
-		}, benchload.SelfCPU)
-	})
-	b.Run(fmt.Sprintf("typed-sync/c=%d", c), func(b *testing.B) {
-		_, subject := benchStream(b, js)
-		benchload.Run(b, c, func(ctx context.Context) error {
-			_, err := pub.Publish(ctx, event(subject))
-			return err
-		}, benchload.SelfCPU)
+	b.Run(fmt.Sprintf("sync/c=%d", c), func(b *testing.B) {
+		_, rawSubject := benchStream(b, js)
+		_, typedSubject := benchStream(b, js)
+		benchload.Compare(b, c, 9000,
+			benchload.Side{Name: "raw", Call: func(ctx context.Context) error {
+				_, err := js.Publish(ctx, rawSubject, benchPayload, jetstream.WithMsgID(nuid.Next()))
+				return err
+			}},
+			benchload.Side{Name: "typed", Call: func(ctx context.Context) error {
+				_, err := pub.Publish(ctx, event(typedSubject))
+				return err
+			}},
+			benchload.SelfCPU)
 	})
 }

@@ -2,6 +2,7 @@ package benchload
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -40,20 +41,37 @@ func Compare(b *testing.B, c, n int, baseline, ours Side, cpu func() (time.Durat
 		mine = append(mine, measure(b, c, n/rounds, ours.Call, cpu))
 	}
 	bs, os := summarize(base), summarize(mine)
+	reportPair(b, baseline.Name, ours.Name, bs, os)
+}
+
+// Metric units of a comparison. The side's role comes first, so that a
+// reader of the output (internal/benchtable) tells baseline from ours
+// whatever the sides are called: "base.raw-ops/s", "ours.typed-ops/s".
+const (
+	BasePrefix = "base."
+	OursPrefix = "ours."
+)
+
+// reportPair reports both sides' figures and their ratios.
+func reportPair(b *testing.B, baseName, oursName string, bs, os summary) {
+	b.Helper()
 	report := func(unit string, v float64) { b.ReportMetric(v, unit) }
+	base, ours := BasePrefix+baseName, OursPrefix+oursName
 	report("ns/op", 0)
-	report(baseline.Name+"-ops/s", bs.opsPerSec)
-	report(ours.Name+"-ops/s", os.opsPerSec)
+	report(base+"-ops/s", bs.opsPerSec)
+	report(ours+"-ops/s", os.opsPerSec)
 	report("ratio-ops/s", os.opsPerSec/bs.opsPerSec)
-	report(baseline.Name+"-p99-µs", Micros(bs.p99))
-	report(ours.Name+"-p99-µs", Micros(os.p99))
-	report("ratio-p99", float64(bs.p99)/float64(os.p99))
-	if bs.cpuPerCall > 0 {
-		report(baseline.Name+"-cpu-µs/op", Micros(bs.cpuPerCall))
-		report(ours.Name+"-cpu-µs/op", Micros(os.cpuPerCall))
+	if bs.p99 > 0 && os.p99 > 0 {
+		report(base+"-p99-µs", Micros(bs.p99))
+		report(ours+"-p99-µs", Micros(os.p99))
+		report("ratio-p99", float64(bs.p99)/float64(os.p99))
 	}
-	report(baseline.Name+"-allocs/op", bs.allocsPerCall)
-	report(ours.Name+"-allocs/op", os.allocsPerCall)
+	if bs.cpuPerCall > 0 {
+		report(base+"-cpu-µs/op", Micros(bs.cpuPerCall))
+		report(ours+"-cpu-µs/op", Micros(os.cpuPerCall))
+	}
+	report(base+"-allocs/op", bs.allocsPerCall)
+	report(ours+"-allocs/op", os.allocsPerCall)
 }
 
 type summary struct {
@@ -83,10 +101,42 @@ func summarize(rs []result) summary {
 	}
 }
 
-// measure makes n calls from c workers.
+// Figures are what Measure measured.
+type Figures struct {
+	OpsPerSec   float64
+	P50, P99    time.Duration
+	CPUPerOp    time.Duration // 0 when cpu could not tell
+	AllocsPerOp float64       // of this process
+}
+
+// Measure makes n calls from c concurrent workers and returns what they
+// measured, for benchmarks that report several measurements of their own
+// (BenchmarkUsersScale) rather than one comparison. Any failed call is the
+// error.
+func Measure(ctx context.Context, c, n int, call func(context.Context) error, cpu func() (time.Duration, bool)) (Figures, error) {
+	r, err := measureCalls(ctx, c, n, call, cpu)
+	if err != nil {
+		return Figures{}, err
+	}
+	s := summarize([]result{r})
+	return Figures{
+		OpsPerSec: s.opsPerSec, P50: percentile(r.lat, 0.50), P99: s.p99,
+		CPUPerOp: s.cpuPerCall, AllocsPerOp: s.allocsPerCall,
+	}, nil
+}
+
+// measure makes n calls from c workers, failing b when one fails.
 func measure(b *testing.B, c, n int, call func(context.Context) error, cpu func() (time.Duration, bool)) result {
 	b.Helper()
-	ctx := b.Context()
+	r, err := measureCalls(b.Context(), c, n, call, cpu)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
+}
+
+// measureCalls makes n calls from c workers; r.lat comes sorted.
+func measureCalls(ctx context.Context, c, n int, call func(context.Context) error, cpu func() (time.Duration, bool)) (result, error) {
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	perWorker := make([][]time.Duration, c)
@@ -114,11 +164,12 @@ func measure(b *testing.B, c, n int, call func(context.Context) error, cpu func(
 	cpu1, _ := cpu()
 	runtime.ReadMemStats(&m1)
 	if err := failed.Load(); err != nil {
-		b.Fatalf("a call failed: %v", *err)
+		return result{}, fmt.Errorf("a call failed: %w", *err)
 	}
 	r := result{elapsed: elapsed, lat: slices.Concat(perWorker...), allocs: m1.Mallocs - m0.Mallocs}
+	slices.Sort(r.lat)
 	if cpuOK {
 		r.cpu = cpu1 - cpu0
 	}
-	return r
+	return r, nil
 }

@@ -1,45 +1,58 @@
 package users_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/devloop/switchboard/internal/benchload"
-
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nuid"
 
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/cache/cachetest"
 	"github.com/devloop/switchboard/embedded"
+	"github.com/devloop/switchboard/internal/benchload"
 	"github.com/devloop/switchboard/messaging"
 	"github.com/devloop/switchboard/services/users"
 	"github.com/devloop/switchboard/services/users/contract"
 )
 
-// benchEchoSubject is served by a raw micro echo beside the users service,
-// the reference the users endpoints are compared with.
-const benchEchoSubject = "bench.echo"
+// benchEchoSubject is served by an echo beside the users service, the
+// baseline users.get is compared with; benchPublishSubject is where the
+// baseline of users.create publishes.
+const (
+	benchEchoSubject    = "bench.echo"
+	benchPublishSubject = "bench.publish.user"
+)
 
-// benchEnv is a running users service and a client to call it with.
+// benchEchoText makes the echo request {"text":"…"} 64 bytes of JSON, as
+// in messaging's BenchmarkEcho.
+const benchEchoText = "hello, switchboard! a small JSON echo payload of 64 b"
+
+type benchEchoMsg struct {
+	Text string `json:"text"`
+}
+
+// benchEnv is a running users service, its baselines and a client.
 type benchEnv struct {
 	client *messaging.Client
 	nc     *nats.Conn   // the client's connection
 	userID string       // an existing user, for users.get
 	emails atomic.Int64 // numbers the emails of created users
+	// echo is the baseline of users.get: a raw JSON micro echo in this
+	// process (inproc), or a raw micro echo in a process of its own
+	// (deploy).
+	echo benchload.Side
 	// cpu is the CPU time used by the processes serving and calling.
 	cpu func() (time.Duration, bool)
 	// cacheStats, when set, reads the counters of the cache in front of
@@ -48,24 +61,34 @@ type benchEnv struct {
 	svc        *users.Service // nil when the service runs in another process
 }
 
-// BenchmarkUsers measures users.get and users.create, with a raw micro echo
-// on the same server for reference, in two set-ups: "dev", the service and
-// the client in this process on an embedded server (in-process
-// connections), and "external", the service in a separate `switchboard dev`
-// process and the client connected over TCP. In "dev" it also measures
-// users.get behind users.WithCache over the in-process cache and over a
-// redis-server (get-cache-memory, get-cache-redis), each on a server of its
-// own. See docs/performance.md.
+// BenchmarkUsers compares users.get (one hot key) and users.create with
+// baselines measured beside them in the same run (benchload.Compare,
+// alternating rounds, fixed counts), in two set-ups:
+//
+//   - "inproc": the service and the client in this process on an embedded
+//     server (in-process connections). users.get is compared with a raw
+//     micro handler that decodes the request struct with encoding/json and
+//     encodes the response (the honest baseline of BenchmarkEcho).
+//   - "deploy": three processes, a nats-server, `switchboard run users`,
+//     and this one as the load generator over TCP. users.get is compared
+//     with a raw micro echo served by a fourth process (internal/benchecho)
+//     on the same server.
+//
+// users.create is compared with one plain JetStream publish with a message
+// id (the cost of one round trip to the stream) on the same server. In
+// "inproc" users.get is also compared with a raw handler that does the
+// same JSON work (get-same-json: decode the request, encode the user from
+// a map), and measured behind a shared Redis cache (get-cache-redis,
+// skipped without redis-server). go test -run '^$'
+// -bench Users -benchtime 1x ./services/users/. See docs/performance.md.
 func BenchmarkUsers(b *testing.B) {
 	envs := map[string]func(*testing.B) *benchEnv{
-		"dev":      benchOnce(b, benchStartDev),
-		"external": benchOnce(b, benchStartExternal),
+		"inproc": benchOnce(b, benchStartDev),
+		"deploy": benchOnce(b, benchStartDeploy),
 	}
-	// The echo request is 64 bytes of JSON, as in messaging's BenchmarkEcho.
-	echo := []byte(`{"text":"hello, switchboard! a small JSON echo payload of 64 b"}`)
 	age := 36
-	get := func(env *benchEnv) func(context.Context) error {
-		return func(ctx context.Context) error {
+	get := func(env *benchEnv) benchload.Side {
+		return benchload.Side{Name: "get", Call: func(ctx context.Context) error {
 			u, err := contract.GetUser(ctx, env.client, contract.GetRequest{ID: env.userID})
 			if err != nil {
 				return err
@@ -74,44 +97,40 @@ func BenchmarkUsers(b *testing.B) {
 				return fmt.Errorf("get %s: got user %q", env.userID, u.ID)
 			}
 			return nil
-		}
+		}}
+	}
+	create := func(env *benchEnv) benchload.Side {
+		return benchload.Side{Name: "create", Call: func(ctx context.Context) error {
+			email := fmt.Sprintf("bench-%d@example.com", env.emails.Add(1))
+			_, err := contract.CreateUser(ctx, env.client, contract.CreateRequest{Name: "Bench User", Email: email, Age: &age})
+			return err
+		}}
 	}
 	cases := []struct {
-		name string
-		// cache, when set, runs the case in "dev" only, on a server of its
-		// own with users.WithCache over that backend ("memory", "redis").
+		name  string
+		where []string
+		// cache, when set, runs the case on a server of its own with
+		// users.WithCache over that backend ("redis").
 		cache string
-		call  func(env *benchEnv) func(context.Context) error
+		c, n  int
+		sides func(*testing.B, *benchEnv) (base, ours benchload.Side)
 	}{
-		{name: "echo", call: func(env *benchEnv) func(context.Context) error {
-			return func(context.Context) error {
-				reply, err := env.nc.Request(benchEchoSubject, echo, 5*time.Second)
-				if err != nil {
-					return err
-				}
-				if !bytes.Equal(reply.Data, echo) {
-					return fmt.Errorf("echo: got %q", reply.Data)
-				}
-				return nil
-			}
+		{name: "get", where: []string{"inproc", "deploy"}, c: 128, n: 60000, sides: func(_ *testing.B, env *benchEnv) (benchload.Side, benchload.Side) {
+			return env.echo, get(env)
 		}},
-		{name: "get", call: get},
-		{name: "get-cache-memory", cache: "memory", call: get},
-		{name: "get-cache-redis", cache: "redis", call: get},
-		{name: "create", call: func(env *benchEnv) func(context.Context) error {
-			return func(ctx context.Context) error {
-				email := fmt.Sprintf("bench-%d@example.com", env.emails.Add(1))
-				_, err := contract.CreateUser(ctx, env.client, contract.CreateRequest{Name: "Bench User", Email: email, Age: &age})
-				return err
-			}
+		{name: "get-same-json", where: []string{"inproc"}, c: 128, n: 60000, sides: func(b *testing.B, env *benchEnv) (benchload.Side, benchload.Side) {
+			return benchUserFromMap(b, env), get(env)
+		}},
+		{name: "get-cache-redis", where: []string{"inproc"}, cache: "redis", c: 128, n: 30000, sides: func(_ *testing.B, env *benchEnv) (benchload.Side, benchload.Side) {
+			return env.echo, get(env)
+		}},
+		{name: "create", where: []string{"inproc", "deploy"}, c: 16, n: 9000, sides: func(b *testing.B, env *benchEnv) (benchload.Side, benchload.Side) {
+			return benchPublish(b, env.nc), create(env)
 		}},
 	}
-	for _, where := range []string{"dev", "external"} {
-		for _, tc := range cases {
-			if tc.cache != "" && where != "dev" {
-				continue
-			}
-			b.Run(tc.name+"/"+where, func(b *testing.B) {
+	for _, tc := range cases {
+		for _, where := range tc.where {
+			b.Run(fmt.Sprintf("%s/%s/c=%d", tc.name, where, tc.c), func(b *testing.B) {
 				var env *benchEnv
 				if tc.cache == "" {
 					env = envs[where](b)
@@ -122,22 +141,99 @@ func BenchmarkUsers(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				call := tc.call(env)
-				for _, c := range []int{1, 16, 128} {
-					b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
-						var before cache.Stats
-						if env.cacheStats != nil {
-							before = env.cacheStats()
-						}
-						benchload.Run(b, c, call, env.cpu)
-						if env.cacheStats != nil {
-							b.ReportMetric(benchStatsSince(before, env.cacheStats()).HitRatio(), "hit-ratio")
-						}
-					})
+				var before cache.Stats
+				if env.cacheStats != nil {
+					before = env.cacheStats()
+				}
+				base, ours := tc.sides(b, env)
+				benchload.Compare(b, tc.c, tc.n, base, ours, env.cpu)
+				if env.cacheStats != nil {
+					b.ReportMetric(benchStatsSince(before, env.cacheStats()).HitRatio(), "hit-ratio")
 				}
 			})
 		}
 	}
+}
+
+// benchUserFromMap is a second baseline of users.get that does the same
+// JSON work: a raw micro handler, beside the service, that decodes the
+// request struct with encoding/json, looks the user up in a map and
+// encodes it, called with a plain request whose reply is decoded into a
+// contract.User. What users.get costs beyond it is the typed layer (both
+// sides), the store's read of its in-process cache, and the headers.
+func benchUserFromMap(b *testing.B, env *benchEnv) benchload.Side {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, err := contract.GetUser(ctx, env.client, contract.GetRequest{ID: env.userID})
+	if err != nil {
+		b.Fatal(err)
+	}
+	byID := map[string]contract.User{u.ID: u}
+	const subject = "bench.usermap"
+	svc, err := micro.AddService(env.nc, micro.Config{
+		Name:    "benchusermap",
+		Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{
+			Subject: subject,
+			Handler: micro.HandlerFunc(func(r micro.Request) {
+				var req contract.GetRequest
+				if err := json.Unmarshal(r.Data(), &req); err != nil {
+					_ = r.Error("400", err.Error(), nil)
+					return
+				}
+				u, ok := byID[req.ID]
+				if !ok {
+					_ = r.Error("404", "user not found", nil)
+					return
+				}
+				data, _ := json.Marshal(u)
+				_ = r.Respond(data)
+			}),
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = svc.Stop() })
+	req, _ := json.Marshal(contract.GetRequest{ID: env.userID})
+	return benchload.Side{Name: "jsonmap", Call: func(ctx context.Context) error {
+		reply, err := env.nc.RequestWithContext(ctx, subject, req)
+		if err != nil {
+			return err
+		}
+		var got contract.User
+		if err := json.Unmarshal(reply.Data, &got); err != nil || got.ID != env.userID {
+			return fmt.Errorf("usermap: got %q (%v)", reply.Data, err)
+		}
+		return nil
+	}}
+}
+
+// benchPublish is the baseline of users.create: one JetStream publish
+// with a message id of a payload the size of a user's created event, to a
+// file-store stream of its own on nc's server, waiting for the ack.
+func benchPublish(b *testing.B, nc *nats.Conn) benchload.Side {
+	b.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	name := fmt.Sprintf("BENCH_PUBLISH_%d", time.Now().UnixNano())
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{benchPublishSubject}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		b.Fatalf("create stream %s: %v", name, err)
+	}
+	b.Cleanup(func() { _ = js.DeleteStream(context.Background(), name) })
+	payload := []byte(`{"type":"user.created","id":"01JBENCH0000000000000000000","occurred_at":"2026-01-01T00:00:00Z",` +
+		`"user":{"id":"01JBENCH0000000000000000000","name":"Bench User","email":"bench-1@example.com","age":36,"version":1,` +
+		`"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z"}}`)
+	return benchload.Side{Name: "publish", Call: func(ctx context.Context) error {
+		_, err := js.Publish(ctx, benchPublishSubject, payload, jetstream.WithMsgID(nuid.Next()))
+		return err
+	}}
 }
 
 // benchSkip is a set-up failure that skips the benchmarks needing it.
@@ -171,23 +267,22 @@ func benchOnce(top *testing.B, start func(top *testing.B) (*benchEnv, error)) fu
 	}
 }
 
-// benchStartDev runs an embedded server with the users service, without a
-// cache, and the echo beside it, each on its own in-process connection.
+// benchStartDev runs an embedded server with the users service, with its
+// default caches (the in-process one only), and the JSON echo beside it,
+// each on its own in-process connection.
 func benchStartDev(top *testing.B) (*benchEnv, error) {
 	return benchStartDevWith(top, users.Options{})
 }
 
-// benchStartDevCached is benchStartDev with users.WithCache in front of the
-// store, over the in-process cache ("memory") or a redis-server started for
-// top ("redis"; skipped without redis-server on PATH).
+// benchStartDevCached is benchStartDev with a shared cache in front of the
+// store and the in-process one off: a redis-server started for top
+// ("redis"; skipped without redis-server on PATH).
 func benchStartDevCached(top *testing.B, backend string) (*benchEnv, error) {
 	var (
 		be       cache.Backend
 		redisPID string // "" when unknown
 	)
 	switch backend {
-	case "memory":
-		be = cache.NewMemory(0)
 	case "redis":
 		r := cachetest.StartRedis(top)
 		rb, err := cache.NewRedis(cache.RedisOptions{URL: r.URL()})
@@ -211,8 +306,8 @@ func benchStartDevCached(top *testing.B, backend string) (*benchEnv, error) {
 		return cache.Stats{}
 	}
 	if redisPID != "" {
-		// Count the redis-server's CPU too, as external counts the
-		// switchboard process's.
+		// Count the redis-server's CPU too, as deploy counts the
+		// other processes'.
 		env.cpu = func() (time.Duration, bool) {
 			self, ok1 := benchload.SelfCPU()
 			server, ok2 := benchload.ProcessCPU(redisPID)
@@ -256,7 +351,8 @@ func benchStatsSince(before, after cache.Stats) cache.Stats {
 }
 
 // benchStartDevWith runs an embedded server with the users service started
-// with opts, and the echo beside it, each on its own in-process connection.
+// with opts, and the JSON echo beside it, each on its own in-process
+// connection.
 func benchStartDevWith(top *testing.B, opts users.Options) (*benchEnv, error) {
 	ctx := context.Background()
 	srv, err := embedded.Start(ctx, embedded.Options{Listen: "127.0.0.1:0", StoreDir: top.TempDir()})
@@ -286,38 +382,52 @@ func benchStartDevWith(top *testing.B, opts users.Options) (*benchEnv, error) {
 		defer cancel()
 		_ = svc.Stop(ctx)
 	})
-	if err := benchServeEcho(top, conns["bench-echo"]); err != nil {
+	if err := benchServeJSONEcho(top, conns["bench-echo"]); err != nil {
 		return nil, err
 	}
 	env, err := benchNewEnv(conns["bench-client"])
 	if err != nil {
 		return nil, err
 	}
+	env.echo = benchload.Side{Name: "jsonecho", Call: func(ctx context.Context) error {
+		reply, err := env.nc.RequestWithContext(ctx, benchEchoSubject, benchEchoRequest)
+		if err != nil {
+			return err
+		}
+		var resp benchEchoMsg
+		if err := json.Unmarshal(reply.Data, &resp); err != nil || resp.Text != benchEchoText {
+			return fmt.Errorf("echo: got %q (%v)", reply.Data, err)
+		}
+		return nil
+	}}
 	env.cpu = benchload.SelfCPU
 	env.svc = svc
 	return env, nil
 }
 
-// benchStartExternal builds switchboard, runs `switchboard dev` in a process
-// of its own, and connects to it over TCP: the client and an echo service in
-// this process, the users service in the other.
-func benchStartExternal(top *testing.B) (*benchEnv, error) {
+// benchStartDeploy builds nats-server, switchboard and benchecho, and runs
+// them as three processes: the users service and the echo each connect
+// over TCP to the nats-server, as does the client in this process.
+func benchStartDeploy(top *testing.B) (*benchEnv, error) {
 	dir := top.TempDir()
-	bin := filepath.Join(dir, "switchboard")
-	build := exec.Command("go", "build", "-o", bin, "github.com/devloop/switchboard/cmd/switchboard")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, benchSkip{fmt.Errorf("cannot build switchboard: %w\n%s", err, out)}
+	var bins []string
+	for _, pkg := range []string{"github.com/nats-io/nats-server/v2", "github.com/devloop/switchboard/cmd/switchboard", "github.com/devloop/switchboard/internal/benchecho"} {
+		bin, err := benchBuild(dir, pkg)
+		if err != nil {
+			return nil, err
+		}
+		bins = append(bins, bin)
 	}
-	url, pid, err := benchRunDev(top, bin, filepath.Join(dir, "data"))
+	ns, url, err := benchStartNATS(top, bins[0], filepath.Join(dir, "nats"))
 	if err != nil {
 		return nil, err
 	}
-	echo, err := nats.Connect(url, nats.Name("bench-echo"))
+	sb, err := benchRunUsers(top, bins[1], url, filepath.Join(dir, "data"))
 	if err != nil {
 		return nil, err
 	}
-	top.Cleanup(echo.Close)
-	if err := benchServeEcho(top, echo); err != nil {
+	echo, err := benchStartProc(top, "benchecho", "ready", bins[2], "-nats-url", url, "-subject", benchEchoSubject)
+	if err != nil {
 		return nil, err
 	}
 	nc, err := nats.Connect(url, nats.Name("bench-client"))
@@ -329,80 +439,54 @@ func benchStartExternal(top *testing.B) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	env.cpu = func() (time.Duration, bool) {
-		self, ok1 := benchload.SelfCPU()
-		server, ok2 := benchload.ProcessCPU(strconv.Itoa(pid))
-		return self + server, ok1 && ok2
-	}
+	env.echo = benchload.Side{Name: "echo", Call: func(ctx context.Context) error {
+		reply, err := nc.RequestWithContext(ctx, benchEchoSubject, benchEchoRequest)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(reply.Data, benchEchoRequest) {
+			return fmt.Errorf("echo: got %q", reply.Data)
+		}
+		return nil
+	}}
+	env.cpu = benchSumCPU(ns, sb, echo)
 	return env, nil
 }
 
-// benchRunDev starts `bin dev` on free ports and returns the NATS URL from
-// its banner, and its pid. The process is interrupted, and waited for, when
-// top ends.
-func benchRunDev(top *testing.B, bin, dataDir string) (string, int, error) {
-	cmd := exec.Command(bin, "dev", "--data-dir", dataDir,
-		"--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--gateway-listen", "127.0.0.1:0", "--log-level", "error")
-	var stderr bytes.Buffer // read only once the process has exited
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return "", 0, err
-	}
-	if err := cmd.Start(); err != nil {
-		return "", 0, fmt.Errorf("start switchboard dev: %w", err)
-	}
-	urls := make(chan string, 1)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			// "  NATS URL:  nats://127.0.0.1:PORT   (try: …)"
-			if _, rest, ok := strings.Cut(sc.Text(), "NATS URL:"); ok {
-				if f := strings.Fields(rest); len(f) > 0 {
-					urls <- f[0]
-				}
-			}
+// benchSumCPU reads the CPU time of this process and procs together.
+func benchSumCPU(procs ...*benchProc) func() (time.Duration, bool) {
+	return func() (time.Duration, bool) {
+		total, ok := benchload.SelfCPU()
+		for _, p := range procs {
+			d, pok := benchload.ProcessCPU(p.PID())
+			total += d
+			ok = ok && pok
 		}
-		_, _ = io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	stop := func() error {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			return errors.New("switchboard dev did not stop within 15s of SIGINT; killed")
-		}
-	}
-	select {
-	case url := <-urls:
-		top.Cleanup(func() {
-			if err := stop(); err != nil {
-				top.Errorf("switchboard dev: %v\n%s", err, stderr.String())
-			}
-		})
-		return url, cmd.Process.Pid, nil
-	case err := <-exited:
-		return "", 0, fmt.Errorf("switchboard dev exited before it was ready (%v):\n%s", err, stderr.String())
-	case <-time.After(30 * time.Second):
-		err := stop()
-		return "", 0, fmt.Errorf("switchboard dev printed no NATS URL within 30s (%v):\n%s", err, stderr.String())
+		return total, ok
 	}
 }
 
-// benchServeEcho serves benchEchoSubject on nc with a plain micro endpoint
-// that answers each request with its own payload.
-func benchServeEcho(top *testing.B, nc *nats.Conn) error {
+// benchEchoRequest is the echo's request, {"text":benchEchoText}.
+var benchEchoRequest = []byte(`{"text":"` + benchEchoText + `"}`)
+
+// benchServeJSONEcho serves benchEchoSubject on nc with a plain micro
+// endpoint that does by hand what a typed endpoint does: decode the
+// request struct with encoding/json, encode the response.
+func benchServeJSONEcho(top *testing.B, nc *nats.Conn) error {
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:    "benchecho",
+		Name:    "benchjsonecho",
 		Version: "1.0.0",
 		Endpoint: &micro.EndpointConfig{
 			Subject: benchEchoSubject,
-			Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(r.Data()) }),
+			Handler: micro.HandlerFunc(func(r micro.Request) {
+				var req benchEchoMsg
+				if err := json.Unmarshal(r.Data(), &req); err != nil {
+					_ = r.Error("400", err.Error(), nil)
+					return
+				}
+				data, _ := json.Marshal(req)
+				_ = r.Respond(data)
+			}),
 		},
 	})
 	if err != nil {
