@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -215,7 +216,7 @@ func (c *natsCluster) runSwitchboard(services ...string) *process {
 	args := append([]string{"run"}, services...)
 	args = append(args, "--nats-url", c.urls(), "--stream-replicas", "3", "--http-listen", "127.0.0.1:0",
 		"--gateway-listen", "127.0.0.1:0", "--log-format", "json")
-	return startProcess(c.t, args...)
+	return startProcessEnv(c.t, []string{"SWITCHBOARD_WEBHOOK_ENCRYPTION_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}, args...)
 }
 
 // retried calls f, and once more after a failure, as a client with one

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/devloop/switchboard/embedded/embeddedtest"
@@ -64,17 +63,9 @@ func TestReadyzBoundsEachCheck(t *testing.T) {
 // nodes are back, both recover on their own.
 func TestQuorumLossIsUnavailableNotAnError(t *testing.T) {
 	cl := embeddedtest.StartCluster(t, 3)
-	js, err := jetstream.New(cl.Connect("setup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := users.Entity().Stream
-	cfg.Replicas = 3
-	if _, err := messaging.EnsureStream(t.Context(), js, cfg); err != nil {
-		t.Fatal(err)
-	}
+	r3 := messaging.Replication{Replicas: 3} // every replica on every node, as --stream-replicas 3
 	svcConn := cl.Connect("users")
-	svc, err := users.Start(context.Background(), svcConn, users.Options{})
+	svc, err := users.Start(context.Background(), svcConn, users.Options{Replication: r3})
 	if err != nil {
 		t.Fatal(err)
 	}

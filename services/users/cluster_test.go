@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/devloop/switchboard/cache"
 	"github.com/devloop/switchboard/embedded/embeddedtest"
 	"github.com/devloop/switchboard/messaging"
@@ -24,19 +22,11 @@ import (
 // stream leader, not a follower that may be behind (docs/guarantees.md).
 func TestClusterReadsSeeAcknowledgedWrites(t *testing.T) {
 	cl := embeddedtest.StartCluster(t, 3)
-	js, err := jetstream.New(cl.Connect("setup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := users.Entity().Stream
-	cfg.Replicas = 3
-	if _, err := messaging.EnsureStream(t.Context(), js, cfg); err != nil {
-		t.Fatal(err)
-	}
+	r3 := messaging.Replication{Replicas: 3} // every replica on every node, as --stream-replicas 3
 	// Two replicas of the service, neither with an in-process cache, so
 	// every read goes to the stream.
 	for _, name := range []string{"users-a", "users-b"} {
-		svc, err := users.Start(context.Background(), cl.Connect(name), users.Options{Cache: cache.Config{LocalEntries: -1}})
+		svc, err := users.Start(context.Background(), cl.Connect(name), users.Options{Replication: r3, Cache: cache.Config{LocalEntries: -1}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,16 +62,8 @@ func TestClusterReadsSeeAcknowledgedWrites(t *testing.T) {
 // docs/operations.md).
 func TestClusterLeaderKillDuringCreates(t *testing.T) {
 	cl := embeddedtest.StartCluster(t, 3)
-	js, err := jetstream.New(cl.Connect("setup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := users.Entity().Stream
-	cfg.Replicas = 3
-	if _, err := messaging.EnsureStream(t.Context(), js, cfg); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := users.Start(context.Background(), cl.Connect("users"), users.Options{})
+	r3 := messaging.Replication{Replicas: 3} // every replica on every node, as --stream-replicas 3
+	svc, err := users.Start(context.Background(), cl.Connect("users"), users.Options{Replication: r3})
 	if err != nil {
 		t.Fatal(err)
 	}
