@@ -19,13 +19,16 @@ const (
 
 // RegisterConn exports nc's state and counters under t's registry, read
 // when scraped: whether it is connected, how often it reconnected, and the
-// messages and bytes it moved. It returns what unregisters them; with
-// metrics off it does nothing.
-func RegisterConn(t *telemetry.Telemetry, nc *nats.Conn) (unregister func()) {
+// messages and bytes it moved, labelled connection=name (a process has
+// one connection per service identity, so name is that identity: a small,
+// fixed set). It returns what unregisters them; with metrics off it does
+// nothing.
+func RegisterConn(t *telemetry.Telemetry, nc *nats.Conn, name string) (unregister func()) {
 	if !t.Metrics() {
 		return func() {}
 	}
-	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+	labels := prometheus.Labels{"connection": name}
+	d := func(metric, help string) *prometheus.Desc { return prometheus.NewDesc(metric, help, nil, labels) }
 	return t.Register(&connCollector{
 		nc:         nc,
 		connected:  d(metricNATSConnected, "1 while the NATS connection is connected, 0 while it is disconnected, reconnecting or closed."),

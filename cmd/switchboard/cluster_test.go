@@ -517,7 +517,7 @@ func TestClusterWholeKill9(t *testing.T) {
 		acked = append(acked, u)
 	}
 	if _, err := c.Call(ctx, "notifications.webhooks.put",
-		[]byte(`{"id":"crm","url":"https://hooks.example.com/in","secret":"a-long-shared-secret-1234","subjects":["users.events.>"]}`)); err != nil {
+		[]byte(`{"id":"crm","url":"https://hooks.example.com/in","secret":"whsec_ZTJlLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm","subjects":["users.events.>"]}`)); err != nil {
 		t.Fatal(err)
 	}
 

@@ -281,10 +281,13 @@ func shellQuote(args []string) string {
 
 // natsReq runs nats req and decodes the reply body into a T; nats req
 // prints the body on stdout (its progress and the reply headers go to
-// stderr).
+// stderr). A reply carrying an error header fails the test.
 func natsReq[T any](t *testing.T, url natsTarget, args ...string) (T, string) {
 	t.Helper()
 	stdout, stderr := natsCLI(t, url, append([]string{"req"}, args...)...)
+	if strings.Contains(stderr, "Nats-Service-Error-Code") {
+		t.Fatalf("nats %s answered an error:\nstdout:\n%s\nstderr:\n%s", shellQuote(append([]string{"req"}, args...)), stdout, stderr)
+	}
 	var v T
 	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &v); err != nil {
 		t.Fatalf("nats %s: stdout is not a %T: %v\nstdout:\n%s\nstderr:\n%s", shellQuote(append([]string{"req"}, args...)), v, err, stdout, stderr)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/devloop/switchboard/cache/cachetest"
 	"github.com/devloop/switchboard/internal/testkit"
+	"github.com/devloop/switchboard/natsauth"
 	notifcontract "github.com/devloop/switchboard/services/notifications/contract"
 	"github.com/devloop/switchboard/services/users/contract"
 )
@@ -268,7 +269,8 @@ func TestE2EPrometheus(t *testing.T) {
 		}
 	}()
 
-	sb := startProcess(t, "dev", "--data-dir", t.TempDir(), "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+	dataDir := t.TempDir()
+	sb := startProcess(t, "dev", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
 		"--gateway-listen", "127.0.0.1:0", "--log-format", "json", "--redis-url", "redis://"+redis.Addr)
 	u, err := url.Parse(sb.opsURL)
 	if err != nil {
@@ -277,7 +279,7 @@ func TestE2EPrometheus(t *testing.T) {
 	prom := startPrometheus(t, u.Host)
 	nurl := sb.natsURL
 
-	natsReq[map[string]any](t, nurl, "notifications.webhooks.put", fmt.Sprintf(`{"id":"held","url":%q,"secret":"e2e-secret-0123456789","subjects":["users.events.>"]}`, recv.URL))
+	natsReq[map[string]any](t, nurl, "notifications.webhooks.put", fmt.Sprintf(`{"id":"held","url":%q,"secret":"whsec_ZTJlLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm","subjects":["users.events.>"]}`, recv.URL))
 	heldConsumer := notifcontract.Consumer("held")
 	const users = 12
 	var first contract.User
@@ -321,10 +323,14 @@ func TestE2EPrometheus(t *testing.T) {
 	prom.wantValue(t, `switchboard_consumer_pending_messages{stream="NOTIFICATIONS",consumer="`+heldConsumer+`"}`, 0)
 	prom.wantValue(t, `switchboard_consumer_acks_total{stream="NOTIFICATIONS",consumer="`+heldConsumer+`"}`, users)
 
-	// A poison event is dead-lettered, and the alert says so.
-	natsCLI(t, nurl, "pub", poisonSubject, "not json")
+	// A poison event is dead-lettered, and the alert says so. Only the
+	// users identity may publish user events: it is published with its
+	// nkey from the data dir.
+	natsCLI(t, nurl.as(filepath.Join(natsauth.KeyDir(dataDir), natsauth.KeyFile("users"))), "pub", poisonSubject, "not json")
 	prom.wantValue(t, `switchboard_consumer_dead_letters_total{stream="USERS",consumer="orders-on-user-events",reason="undecodable"}`, 1)
-	prom.wantValue(t, `switchboard_nats_connected`, 1)
+	// One connection per service identity, each connected: users,
+	// orders, notifications and the gateway.
+	prom.wantValue(t, `count(switchboard_nats_connected{connection=~"users|orders|notifications|gateway"} == 1)`, 4)
 	prom.wantValue(t, `count(go_goroutines) + count(process_cpu_seconds_total)`, 2)
 
 	// Every query of the dashboard returns data, and every metric it

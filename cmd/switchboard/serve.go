@@ -142,6 +142,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, geten
 	if err != nil {
 		return err
 	}
+	backend = cache.Observe(backend, tel)
 	if backend != nil {
 		sd.Push("cache", func(context.Context) error { return backend.Close() })
 	}
@@ -155,13 +156,16 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, geten
 		}
 		conns = append(conns, nc)
 		sd.Push("nats connection "+name, func(ctx context.Context) error { return drain(ctx, nc, logger) })
-		messaging.RegisterConn(tel, nc)
+		messaging.RegisterConn(tel, nc, name)
 		svc, err := starterFor(name)(ctx, deps{nc: nc, cfg: cfg, logger: logger, cache: backend, telemetry: tel, dev: m == modeDev})
 		if err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
 		running = append(running, svc)
 		sd.Push("service "+name, svc.Stop)
+	}
+	if err := tel.Err(); err != nil {
+		return err // a metric registered twice in different shapes: a bug
 	}
 
 	// Ops HTTP.

@@ -52,7 +52,7 @@ func TestE2ETracing(t *testing.T) {
 		"--gateway-listen", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug", "--tracing", "otlp")
 	url := sb.natsURL
 
-	natsReq[map[string]any](t, url, "notifications.webhooks.put", fmt.Sprintf(`{"id":"traced","url":%q,"secret":"e2e-secret-0123456789","subjects":["orders.events.>"]}`, recv.URL))
+	natsReq[map[string]any](t, url, "notifications.webhooks.put", fmt.Sprintf(`{"id":"traced","url":%q,"secret":"whsec_ZTJlLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm","subjects":["orders.events.>"]}`, recv.URL))
 	user, _ := natsReq[contract.User](t, url, "users.create", `{"name":"Traced User","email":"traced@example.com","age":40}`)
 	order, _ := natsReq[orders.Order](t, url, "orders.create", fmt.Sprintf(`{"user_id":%q,"items":[{"sku":"book-1","quantity":1,"unit_price_cents":100}],"currency":"EUR"}`, user.ID))
 	if user.ID == "" || order.ID == "" {
