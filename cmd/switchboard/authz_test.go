@@ -154,9 +154,14 @@ func (w *authzWorld) try(t *testing.T, user string, op func(ctx context.Context,
 			return err
 		}
 		// A subscription is refused after its flush: give the server's
-		// answer the round trip of a ping to arrive.
+		// answer the round trip of a ping to arrive. The read loop records
+		// the -ERR (LastError) before it handles the PONG; the error
+		// handler runs later, on nats.go's callback goroutine.
 		if ferr := nc.FlushTimeout(time.Second); ferr != nil {
 			return ferr
+		}
+		if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
+			return fmt.Errorf("%w: %v", errRefused, err)
 		}
 		select {
 		case v := <-violations:
