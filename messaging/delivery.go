@@ -89,6 +89,17 @@ func newDelivery(msg jetstream.Msg) (*Delivery, error) {
 	return d, nil
 }
 
+// logAttrs are the attributes of d's records: subject, stream_seq,
+// delivered and event_id.
+func (d *Delivery) logAttrs() []any {
+	return []any{
+		slog.String("subject", d.Subject),
+		slog.Uint64("stream_seq", d.StreamSeq),
+		slog.Uint64("delivered", d.Delivered),
+		slog.String("event_id", d.EventID),
+	}
+}
+
 // logDeliveries is the consumer side of [Logging]: it scopes a logger with
 // the delivery's subject, sequence, delivery count and event id (built only
 // when something logs) and logs success at Debug. Failures are logged
@@ -96,11 +107,7 @@ func newDelivery(msg jetstream.Msg) (*Delivery, error) {
 func logDeliveries(logger *slog.Logger) DeliveryMiddleware {
 	return func(next DeliveryHandler) DeliveryHandler {
 		return func(ctx context.Context, d *Delivery) error {
-			ctx = withLogScope(ctx, logger,
-				slog.String("subject", d.Subject),
-				slog.Uint64("stream_seq", d.StreamSeq),
-				slog.Uint64("delivered", d.Delivered),
-				slog.String("event_id", d.EventID))
+			ctx = withLogScope(ctx, logger, d.logAttrs)
 			err := next(ctx, d)
 			if err == nil && logger.Enabled(ctx, slog.LevelDebug) {
 				LoggerFrom(ctx).Debug("handled")

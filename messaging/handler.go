@@ -93,24 +93,25 @@ type loggerKey struct{}
 
 // lazyLogger builds a logger with request attributes only when a handler
 // asks for it: logger.With copies the handler, which costs more than the
-// rest of a small request, and most requests log nothing.
+// rest of a small request, and most requests log nothing. The attributes
+// are made on first use too (boxing each into an any allocates).
 type lazyLogger struct {
 	once  sync.Once
 	base  *slog.Logger
-	attrs []any
+	attrs func() []any
 	sc    trace.SpanContext
 	l     *slog.Logger
 }
 
 func (z *lazyLogger) get() *slog.Logger {
-	z.once.Do(func() { z.l = z.base.With(append(z.attrs, traceAttrs(z.sc)...)...) })
+	z.once.Do(func() { z.l = z.base.With(append(z.attrs(), traceAttrs(z.sc)...)...) })
 	return z.l
 }
 
-// withLogScope puts a logger carrying attrs into ctx, built on first use,
-// with the trace_id and span_id of ctx's span when it has one.
-// Deliveries and batches share it, so both log alike.
-func withLogScope(ctx context.Context, base *slog.Logger, attrs ...any) context.Context {
+// withLogScope puts a logger carrying the attributes attrs returns into
+// ctx, built on first use, with the trace_id and span_id of ctx's span
+// when it has one. Deliveries and batches share it, so both log alike.
+func withLogScope(ctx context.Context, base *slog.Logger, attrs func() []any) context.Context {
 	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, attrs: attrs, sc: trace.SpanContextFromContext(ctx)})
 }
 
@@ -124,8 +125,6 @@ func LoggerFrom(ctx context.Context) *slog.Logger {
 	case *slog.Logger:
 		return l
 	case *lazyLogger:
-		return l.get()
-	case *requestLogger:
 		return l.get()
 	}
 	return slog.New(slog.DiscardHandler)

@@ -24,8 +24,16 @@ func Logging(logger *slog.Logger) Middleware {
 			if id == "" {
 				id = nuid.Next()
 			}
-			scope := &requestLogger{base: logger, req: req, id: id, sc: trace.SpanContextFromContext(ctx)}
-			ctx = context.WithValue(wire.WithRequestID(ctx, id), loggerKey{}, scope)
+			ctx = wire.WithRequestID(ctx, id)
+			attrs := func() []any {
+				return []any{
+					slog.String("service", req.Service),
+					slog.String("endpoint", req.Endpoint),
+					slog.String("subject", req.Subject),
+					slog.String("request_id", id),
+				}
+			}
+			ctx = withLogScope(ctx, logger, attrs)
 			if v := header(req.Header, wire.HeaderAfter); v != "" {
 				p, err := wire.ParsePositions(v)
 				if err != nil {
@@ -43,7 +51,8 @@ func Logging(logger *slog.Logger) Middleware {
 				}
 			}
 			if logger.Enabled(ctx, level) {
-				attrs := append(scope.attrs(), slog.Duration("duration", time.Since(req.Received)), slog.Int("status", status))
+				attrs := append(append(attrs(), traceAttrs(trace.SpanContextFromContext(ctx))...),
+					slog.Duration("duration", time.Since(req.Received)), slog.Int("status", status))
 				if level == slog.LevelError {
 					attrs = append(attrs, slog.String("error", err.Error()))
 				}
@@ -52,32 +61,6 @@ func Logging(logger *slog.Logger) Middleware {
 			return resp, err
 		})
 	}
-}
-
-// requestLogger is a request's logger, built with the request's attributes
-// only when something logs: most requests log nothing, and building one
-// costs more than the rest of a small request.
-type requestLogger struct {
-	base *slog.Logger
-	req  *Request
-	id   string
-	sc   trace.SpanContext // the request's span, when traced
-	once sync.Once
-	l    *slog.Logger
-}
-
-func (r *requestLogger) attrs() []any {
-	return append([]any{
-		slog.String("service", r.req.Service),
-		slog.String("endpoint", r.req.Endpoint),
-		slog.String("subject", r.req.Subject),
-		slog.String("request_id", r.id),
-	}, traceAttrs(r.sc)...)
-}
-
-func (r *requestLogger) get() *slog.Logger {
-	r.once.Do(func() { r.l = r.base.With(r.attrs()...) })
-	return r.l
 }
 
 // Recover turns a handler panic into a 500 reply, logging the panic value and
