@@ -44,7 +44,8 @@ type ServiceConfig struct {
 	Metadata map[string]string
 	// QueueGroup lets replicas share load; default micro's "q".
 	QueueGroup string
-	// Logger receives request and lifecycle logs; nil discards.
+	// Logger receives request and lifecycle logs, with service=<Name> added
+	// to each (pass one without it); nil discards.
 	Logger *slog.Logger
 	// Telemetry counts and times the requests (docs/observability.md) and,
 	// with tracing on, serves each in a span that continues the caller's

@@ -377,6 +377,7 @@ func TestE2EWithNATSCLI(t *testing.T) {
 
 	// Restart on the same data dir: the user and the order are still there.
 	sb.stop(t, os.Interrupt)
+	checkLogRecords(t, sb.stderr.String())
 	sb = startProcess(t, args...)
 	got, _ = natsReq[contract.User](t, sb.natsURL, "users.get", fmt.Sprintf(`{"id":%q}`, ada.ID))
 	if got != ada {
@@ -387,6 +388,46 @@ func TestE2EWithNATSCLI(t *testing.T) {
 		t.Errorf("after restart orders.get = %+v, want %+v", gotOrder, order)
 	}
 	sb.stop(t, os.Interrupt)
+}
+
+// checkLogRecords checks every JSON log record in logs: a record that
+// names a key twice (service=users service=users) is one that log
+// pipelines keep only half of. It fails unless it saw the services'
+// start-up records.
+func checkLogRecords(t *testing.T, logs string) {
+	t.Helper()
+	started := 0
+	for line := range strings.Lines(logs) {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(line))
+		if _, err := dec.Token(); err != nil {
+			t.Fatalf("log record %q: %v", line, err)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				t.Fatalf("log record %q: %v", line, err)
+			}
+			key := tok.(string)
+			if seen[key] {
+				t.Errorf("log record names %q twice: %s", key, line)
+			}
+			seen[key] = true
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("log record %q: %v", line, err)
+			}
+		}
+		if strings.Contains(line, `"msg":"service started"`) {
+			started++
+		}
+	}
+	if started < 3 {
+		t.Errorf("saw %d \"service started\" records, want one per service (3 or more):\n%s", started, logs)
+	}
 }
 
 // e2eClientRole checks, with the nats CLI as the banner says to run it,

@@ -201,7 +201,7 @@ func (d *discovery) refresh(ctx context.Context) error {
 		if !ok || old.sum != sum {
 			changed = true
 			if !ok {
-				d.logger.Info("gateway: service instance found", slog.String("service", in.Name), slog.String("version", in.Version), slog.String("id", in.ID))
+				d.logger.Info("gateway: service instance found", slog.Group("instance", slog.String("service", in.Name), slog.String("version", in.Version), slog.String("id", in.ID)))
 			}
 		}
 		d.instances[in.ID] = &instance{info: in, sum: sum, seen: round}
@@ -237,7 +237,7 @@ func (d *discovery) refresh(ctx context.Context) error {
 	}
 	for _, id := range gone {
 		if in, ok := d.instances[id]; ok {
-			d.logger.Info("gateway: service instance gone", slog.String("service", in.info.Name), slog.String("version", in.info.Version), slog.String("id", id))
+			d.logger.Info("gateway: service instance gone", slog.Group("instance", slog.String("service", in.info.Name), slog.String("version", in.info.Version), slog.String("id", id)))
 			delete(d.instances, id)
 			changed = true
 		}

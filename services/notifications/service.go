@@ -240,7 +240,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		Name:        contract.ServiceName,
 		Version:     contract.Version,
 		Description: "Notifications: signed HTTP webhooks for users and orders events",
-		Logger:      logger,
+		Logger:      opts.Logger, // NewService adds service=<name>
 		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},

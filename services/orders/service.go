@@ -88,7 +88,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (_ *Service, err er
 		Name:        contract.ServiceName,
 		Version:     contract.Version,
 		Description: "Orders: place, read, list and cancel; events on orders.events.<id>.<kind>",
-		Logger:      logger,
+		Logger:      opts.Logger, // NewService adds service=<name>
 		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},

@@ -124,7 +124,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		Name:          contract.ServiceName,
 		Version:       contract.Version,
 		Description:   "Projector: users and orders in PostgreSQL, fed exactly-once from USERS and ORDERS; users.search, orders.search",
-		Logger:        logger,
+		Logger:        opts.Logger, // NewService adds service=<name>
 		Telemetry:     tel,
 		Limits:        opts.Limits,
 		ConsumerStats: s.consumerStats,

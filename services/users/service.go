@@ -61,7 +61,7 @@ func Start(ctx context.Context, nc *nats.Conn, opts Options) (*Service, error) {
 		Name:        contract.ServiceName,
 		Version:     contract.Version,
 		Description: "Users: create, read, update, delete and list; events on users.events.<id>",
-		Logger:      logger,
+		Logger:      opts.Logger, // NewService adds service=<name>
 		Telemetry:   tel,
 		Limits:      opts.Limits,
 		Middleware:  []messaging.Middleware{messaging.MapErrors(errorRules()...)},
