@@ -79,22 +79,7 @@ func BenchmarkEcho(b *testing.B) {
 // with encoding/json, encode the response, on micro's delivery goroutine.
 func benchJSONEcho(b *testing.B, nc *nats.Conn, subject string) {
 	b.Helper()
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:    "jsonecho",
-		Version: "1.0.0",
-		Endpoint: &micro.EndpointConfig{
-			Subject: subject,
-			Handler: micro.HandlerFunc(func(r micro.Request) {
-				var req benchEcho
-				if err := json.Unmarshal(r.Data(), &req); err != nil {
-					_ = r.Error("400", err.Error(), nil)
-					return
-				}
-				data, _ := json.Marshal(req)
-				_ = r.Respond(data)
-			}),
-		},
-	})
+	svc, err := benchload.ServeJSONEcho[benchEcho](nc, "jsonecho", subject)
 	if err != nil {
 		b.Fatalf("raw echo service: %v", err)
 	}

@@ -473,22 +473,7 @@ var benchEchoRequest = []byte(`{"text":"` + benchEchoText + `"}`)
 // endpoint that does by hand what a typed endpoint does: decode the
 // request struct with encoding/json, encode the response.
 func benchServeJSONEcho(top *testing.B, nc *nats.Conn) error {
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:    "benchjsonecho",
-		Version: "1.0.0",
-		Endpoint: &micro.EndpointConfig{
-			Subject: benchEchoSubject,
-			Handler: micro.HandlerFunc(func(r micro.Request) {
-				var req benchEchoMsg
-				if err := json.Unmarshal(r.Data(), &req); err != nil {
-					_ = r.Error("400", err.Error(), nil)
-					return
-				}
-				data, _ := json.Marshal(req)
-				_ = r.Respond(data)
-			}),
-		},
-	})
+	svc, err := benchload.ServeJSONEcho[benchEchoMsg](nc, "benchjsonecho", benchEchoSubject)
 	if err != nil {
 		return fmt.Errorf("echo service: %w", err)
 	}
