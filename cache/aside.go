@@ -170,11 +170,12 @@ type result[T any] struct {
 // it holds an entry, else from load, filling the cache. Concurrent calls
 // for one key share one lookup (cache read, and load on a miss), so a hot
 // or cold key costs one backend round trip and at most one load at a time
-// in this process. Cache failures are never returned: they cost at most
-// the budget and fall back to load.
+// in this process; a caller that joined a lookup that then failed, with
+// time left, tries once more itself. Cache failures are never returned:
+// they cost at most the budget and fall back to load.
 func (a *Aside[T]) Get(ctx context.Context, key string, load Loader[T]) (T, bool, error) {
 	k := a.Key(key)
-	ch := a.group.DoChan(k, func() (any, error) {
+	r, err := shared(ctx, &a.group, k, func() (any, error) {
 		// The lookup outlives the caller that started it, because
 		// others wait for it too.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.o.LoadTimeout)
@@ -207,27 +208,23 @@ func (a *Aside[T]) Get(ctx context.Context, key string, load Loader[T]) (T, bool
 		}
 		return result[T]{v: v, found: found}, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
+	if err != nil {
+		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 			a.misses.Add(1)
-			var zero T
-			return zero, false, r.Err
 		}
-		res := r.Val.(result[T])
-		switch {
-		case !res.cached:
-			a.misses.Add(1)
-		case res.found:
-			a.hits.Add(1)
-		default:
-			a.negHits.Add(1)
-		}
-		return res.v, res.found, nil
-	case <-ctx.Done():
 		var zero T
-		return zero, false, ctx.Err()
+		return zero, false, err
 	}
+	res := r.(result[T])
+	switch {
+	case !res.cached:
+		a.misses.Add(1)
+	case res.found:
+		a.hits.Add(1)
+	default:
+		a.negHits.Add(1)
+	}
+	return res.v, res.found, nil
 }
 
 // Put records that key now has v at version, after a write. It replaces

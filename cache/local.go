@@ -80,14 +80,15 @@ type LocalLoader[V any] func(ctx context.Context) (v V, seq uint64, present bool
 // Get returns the value of key and its sequence: from the cache when it
 // holds the key, else from load, filling the cache unless the key was
 // written or invalidated meanwhile. Concurrent misses of one key share one
-// load.
+// load; a caller that joined a load that then failed, with time left, loads
+// once more itself.
 func (l *Local[V]) Get(ctx context.Context, key string, load LocalLoader[V]) (V, uint64, bool, error) {
 	if e, ok := l.c.GetIfPresent(key); ok {
 		l.hits.Add(1)
 		return e.v, e.seq, e.present, nil
 	}
 	l.misses.Add(1)
-	ch := l.group.DoChan(key, func() (any, error) {
+	r, err := shared(ctx, &l.group, key, func() (any, error) {
 		l.mu.Lock()
 		ld := &localLoad{}
 		l.loads[key] = ld
@@ -109,18 +110,12 @@ func (l *Local[V]) Get(ctx context.Context, key string, load LocalLoader[V]) (V,
 		}
 		return e, nil
 	})
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			var zero V
-			return zero, 0, false, r.Err
-		}
-		e := r.Val.(localEntry[V])
-		return e.v, e.seq, e.present, nil
-	case <-ctx.Done():
+	if err != nil {
 		var zero V
-		return zero, 0, false, ctx.Err()
+		return zero, 0, false, err
 	}
+	e := r.(localEntry[V])
+	return e.v, e.seq, e.present, nil
 }
 
 // Put records that key has v (or, when !present, does not exist) as of

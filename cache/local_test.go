@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	"github.com/devloop/switchboard/cache"
 )
@@ -119,4 +120,52 @@ func TestLocalDisabledGoesToTheSource(t *testing.T) {
 	if _, err := cache.NewLocal[string](-1); !errors.Is(err, cache.ErrInvalidOption) {
 		t.Fatalf("negative size: %v", err)
 	}
+}
+
+// A caller that joins a load another caller started, and sees it fail
+// while its own context still has time, loads once more itself instead of
+// returning the other's failure (in a cluster: a read stuck on a request
+// lost in a reconnect until its timeout). The one that started it gets
+// its error.
+func TestLocalJoinerRetriesAFailedSharedLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLocal(t)
+		release := make(chan struct{})
+		errLost := errors.New("request lost in a reconnect")
+		first := make(chan error, 1)
+		go func() {
+			_, _, _, err := l.Get(t.Context(), "k", func(context.Context) (string, uint64, bool, error) {
+				<-release
+				return "", 0, false, errLost
+			})
+			first <- err
+		}()
+		synctest.Wait() // the first load is running
+		var ownLoads atomic.Int32
+		second := make(chan string, 1)
+		go func() {
+			v, _, _, err := l.Get(t.Context(), "k", func(context.Context) (string, uint64, bool, error) {
+				ownLoads.Add(1)
+				return "v", 1, true, nil
+			})
+			if err != nil {
+				v = "error: " + err.Error()
+			}
+			second <- v
+		}()
+		synctest.Wait() // the second has joined the first's load
+		if n := ownLoads.Load(); n != 0 {
+			t.Fatalf("the second caller loaded %d times while a load was in flight, want it to join", n)
+		}
+		close(release)
+		if err := <-first; !errors.Is(err, errLost) {
+			t.Errorf("the first caller got %v, want its load's error", err)
+		}
+		if v := <-second; v != "v" {
+			t.Errorf("the joiner got %q, want the value of its own load after the shared one failed", v)
+		}
+		if n := ownLoads.Load(); n != 1 {
+			t.Errorf("the joiner loaded %d times, want 1", n)
+		}
+	})
 }

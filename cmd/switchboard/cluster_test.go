@@ -255,7 +255,9 @@ func (l *load) run(stop <-chan struct{}, workers int) *sync.WaitGroup {
 				}
 				i := seq.Add(1)
 				var call func() error
+				op := "users.get"
 				if i%3 == 0 {
+					op = "users.create"
 					key := fmt.Sprintf("k-%d", i)
 					req := users.CreateRequest{Name: "User", Email: fmt.Sprintf("u%d@example.com", i), Age: ptr(30)}
 					call = func() error {
@@ -284,7 +286,7 @@ func (l *load) run(stop <-chan struct{}, workers int) *sync.WaitGroup {
 				}
 				if err != nil {
 					l.failed.Add(1)
-					l.lastFailure.Store(err.Error())
+					l.lastFailure.Store(op + ": " + err.Error())
 				}
 			}
 		})
