@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,7 +44,7 @@ func leaderGet(ctx context.Context, js jetstream.JetStream, stream, filter strin
 		ctx, cancel = context.WithTimeout(ctx, js.Options().DefaultTimeout)
 		defer cancel()
 	}
-	reply, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+stream, req)
+	reply, err := requestLeader(ctx, js.Conn(), apiPrefix(js)+"STREAM.MSG.GET."+stream, req)
 	if err != nil {
 		return nil, fmt.Errorf("read %s on %s: %w", filter, stream, err)
 	}
@@ -79,6 +80,33 @@ func leaderGet(ctx context.Context, js jetstream.JetStream, stream, filter strin
 		}
 	}
 	return m, nil
+}
+
+// leaderAttempt bounds one request to a stream leader. A request sent
+// while the stream elects a leader, or lost in a reconnect, is never
+// answered: it is sent again after this long rather than waited for until
+// the caller's deadline.
+const leaderAttempt = time.Second
+
+// requestLeader sends a read request (safe to repeat) to a stream leader
+// until it is answered or ctx ends: each attempt waits at most
+// leaderAttempt, and one that times out or finds no responder is sent
+// again after a short pause.
+func requestLeader(ctx context.Context, nc *nats.Conn, subject string, data []byte) (*nats.Msg, error) {
+	for {
+		actx, cancel := context.WithTimeout(ctx, leaderAttempt)
+		reply, err := nc.RequestWithContext(actx, subject, data)
+		cancel()
+		if err == nil || ctx.Err() != nil ||
+			!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout) {
+			return reply, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
 }
 
 // apiPrefix is the subject prefix of js's API requests.
