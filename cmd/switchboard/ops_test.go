@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strings"
@@ -91,9 +90,13 @@ func TestQuorumLossIsUnavailableNotAnError(t *testing.T) {
 			cl.Stop(i)
 		}
 	}
+	// Until the users connection has noticed its node is gone and moved
+	// to the survivor, /readyz says "nats: RECONNECTING"; wait for that
+	// move (its status alone can still read CONNECTED to a stopped node).
+	survivorURL := cl.Node(survivor).ClientURL()
 	testkit.Eventually(t, 10*time.Second, 50*time.Millisecond, func() error {
-		if svcConn.Status() != nats.CONNECTED {
-			return errors.New("users not reconnected to the surviving node")
+		if svcConn.Status() != nats.CONNECTED || svcConn.ConnectedUrl() != survivorURL {
+			return fmt.Errorf("users not reconnected to the surviving node %s (status %v, on %s)", survivorURL, svcConn.Status(), svcConn.ConnectedUrl())
 		}
 		return nil
 	})
