@@ -209,7 +209,7 @@ func (a *Aside[T]) Get(ctx context.Context, key string, load Loader[T]) (T, bool
 		return result[T]{v: v, found: found}, nil
 	})
 	if err != nil {
-		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		if ctx.Err() == nil { // a failed lookup, not a caller that gave up
 			a.misses.Add(1)
 		}
 		var zero T

@@ -110,7 +110,8 @@ func (z *lazyLogger) get() *slog.Logger {
 
 // withLogScope puts a logger carrying the attributes attrs returns into
 // ctx, built on first use, with the trace_id and span_id of ctx's span
-// when it has one. Deliveries and batches share it, so both log alike.
+// when it has one. Requests, deliveries and batches share it, so all log
+// alike.
 func withLogScope(ctx context.Context, base *slog.Logger, attrs func() []any) context.Context {
 	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, attrs: attrs, sc: trace.SpanContextFromContext(ctx)})
 }
