@@ -139,6 +139,7 @@ type Consumer struct {
 	// client buffer while its AckWait runs out.
 	slots    chan struct{}
 	queue    chan *heldMsg
+	held     *holdings
 	workers  sync.WaitGroup
 	inflight inflight
 	// handBack holds what was received or interrupted while stopping: it
@@ -236,6 +237,7 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		fetchDone: make(chan struct{}),
 		slots:     make(chan struct{}, capacity),
 		queue:     make(chan *heldMsg, capacity),
+		held:      newHoldings(cfg.AckWait),
 		tr:        newTracing(cfg.Telemetry),
 		m:         newConsumerMetrics(cfg.Telemetry, cfg.Stream, cfg.Durable),
 	}
@@ -243,6 +245,8 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		return nil, err
 	}
 	c.base, c.cancel = context.WithCancel(context.Background())
+	// Until Stop is over: what it hands back is kept alive until nak'ed.
+	go c.held.keepAlive(c.base)
 	if err := c.declare(ctx); err != nil {
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			c.cancel()
@@ -290,37 +294,36 @@ func (c *Consumer) declare(ctx context.Context) error {
 }
 
 // heldMsg is a message this process holds: queued for a worker or being
-// handled. Its keep-alive runs from the moment it arrives.
+// handled. It is kept alive (holdings) from the moment it arrives until it
+// is released, just before it is settled.
 type heldMsg struct {
 	msg jetstream.Msg
-	ka  *keepAlive
+	hs  *holdings
+	// Under hs.mu: the last sign of life sent, and the ring's links (nil
+	// once released).
+	last       time.Time
+	prev, next *heldMsg
 }
 
 // fetch pulls messages while slots are free and queues them for the
 // workers. A pull never asks for more than the free slots, and every
-// message it brings gets a keep-alive at once, so no message waits for a
-// worker past its AckWait.
+// message it brings is kept alive (holdings) at once, so no message waits
+// for a worker past its AckWait.
 func (c *Consumer) fetch() {
 	defer close(c.fetchDone)
 	defer close(c.queue)
 	backoff := 100 * time.Millisecond
 	failures := 0
 	for !c.stopping.Load() {
-		// Take every free slot: at least one, waiting for it.
+		// Wait for a free slot, then take more (takeSlots).
 		select {
 		case c.slots <- struct{}{}:
 		case <-c.stopCh:
 			return
 		}
-		n := 1
-	more:
-		for n < cap(c.slots) {
-			select {
-			case c.slots <- struct{}{}:
-				n++
-			default:
-				break more
-			}
+		n, ok := c.takeSlots()
+		if !ok {
+			return
 		}
 		c.mu.Lock()
 		cons := c.cons
@@ -333,7 +336,7 @@ func (c *Consumer) fetch() {
 			if err == nil {
 				for msg := range batch.Messages() {
 					got++
-					c.queue <- &heldMsg{msg: msg, ka: startKeepAlive(msg, c.cfg.AckWait)}
+					c.queue <- c.held.hold(msg)
 				}
 				err = batch.Error()
 			}
@@ -382,6 +385,38 @@ func (c *Consumer) fetch() {
 	}
 }
 
+// takeSlots takes the free slots for the next pull, after the first one
+// it holds already. While messages are still queued for the workers it
+// waits until at least half of the slots are free, so that a busy
+// consumer pulls many messages at a time instead of one per freed slot
+// (each pull is a round trip and a subscription); once the queue is
+// empty it pulls into whatever is free, so no worker waits for the
+// threshold. It reports false, with its slots given back, on Stop.
+func (c *Consumer) takeSlots() (int, bool) {
+	n, want := 1, max(cap(c.slots)/2, 1)
+	for n < cap(c.slots) {
+		select {
+		case c.slots <- struct{}{}:
+			n++
+			continue
+		default:
+		}
+		if n >= want || len(c.queue) == 0 {
+			break
+		}
+		select {
+		case c.slots <- struct{}{}:
+			n++
+		case <-c.stopCh:
+			for range n {
+				<-c.slots
+			}
+			return 0, false
+		}
+	}
+	return n, true
+}
+
 // work handles queued messages until the queue is closed. Once stopping,
 // it hands what it has not started back to the server at once, for
 // another replica to take.
@@ -403,7 +438,7 @@ func (c *Consumer) work() {
 func (c *Consumer) process(h *heldMsg) {
 	d, err := newDelivery(h.msg)
 	if err != nil {
-		h.ka.stop()
+		h.release()
 		c.logger.Error("message without metadata; terminating it", slog.String("subject", h.msg.Subject()), slog.String("error", err.Error()))
 		_ = h.msg.Term()
 		return
@@ -431,7 +466,7 @@ func (c *Consumer) process(h *heldMsg) {
 		c.giveBack(h)
 		return
 	}
-	h.ka.stop()
+	h.release()
 	c.settle(ctx, h.msg, d, herr)
 }
 
@@ -558,7 +593,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 			// for the next consumer, at once.
 			c.hbMu.Lock()
 			for _, h := range c.handBack {
-				h.ka.stop()
+				h.release()
 				_ = h.msg.Nak()
 			}
 			c.handBack = nil
@@ -645,34 +680,82 @@ func (st *ConsumerStats) ReadBacklog(ctx context.Context, cons jetstream.Consume
 	st.Pending, st.AckPending, st.Redelivered = info.NumPending, info.NumAckPending, info.NumRedelivered
 }
 
-// keepAlive sends in-progress acks for a held message every third of its
-// AckWait: one timer, re-armed after each, instead of a ticker and a
-// goroutine per message (most messages are settled long before the first).
-type keepAlive struct {
+// holdings are the messages a consumer holds, queued or being handled,
+// kept alive by one ticker for all of them: a tick sends an in-progress
+// ack for each message that has had no sign of life (its arrival or the
+// last in-progress ack) for a third of AckWait. So a message is never
+// silent for more than half its AckWait, and holding one costs a link in a
+// list, not a timer of its own (most are settled long before the first
+// tick that is due for them).
+type holdings struct {
+	every time.Duration // a message is due after this long without a sign of life
 	mu    sync.Mutex
-	done  bool
-	timer *time.Timer
+	ring  heldMsg // sentinel of the ring of held messages
+	due   []*heldMsg
 }
 
-func startKeepAlive(msg jetstream.Msg, ackWait time.Duration) *keepAlive {
-	every := max(ackWait/3, 10*time.Millisecond)
-	k := &keepAlive{}
-	k.mu.Lock() // the callback reads k.timer under k.mu
-	k.timer = time.AfterFunc(every, func() {
-		_ = msg.InProgress()
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if !k.done {
-			k.timer.Reset(every)
+func newHoldings(ackWait time.Duration) *holdings {
+	h := &holdings{every: max(ackWait/3, 10*time.Millisecond)}
+	h.ring.prev, h.ring.next = &h.ring, &h.ring
+	return h
+}
+
+// hold starts holding msg.
+func (hs *holdings) hold(msg jetstream.Msg) *heldMsg {
+	h := &heldMsg{msg: msg, hs: hs}
+	now := time.Now()
+	hs.mu.Lock()
+	h.last = now
+	h.prev, h.next = hs.ring.prev, &hs.ring
+	hs.ring.prev.next = h
+	hs.ring.prev = h
+	hs.mu.Unlock()
+	return h
+}
+
+// release stops keeping h alive; a second call does nothing.
+func (h *heldMsg) release() {
+	hs := h.hs
+	hs.mu.Lock()
+	if h.next != nil {
+		h.prev.next, h.next.prev = h.next, h.prev
+		h.prev, h.next = nil, nil
+	}
+	hs.mu.Unlock()
+}
+
+// keepAlive ticks every half of hs.every until ctx ends, sending the
+// in-progress acks that are due.
+func (hs *holdings) keepAlive(ctx context.Context) {
+	t := time.NewTicker(hs.every / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			hs.tick(now)
 		}
-	})
-	k.mu.Unlock()
-	return k
+	}
 }
 
-func (k *keepAlive) stop() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.done = true
-	k.timer.Stop()
+// tick sends an in-progress ack for each message due at now. The acks go
+// out after the lock is let go, so a handler settling its message never
+// waits for them; one that was settled meanwhile refuses it (nats.go knows
+// it was acked) or the server ignores it.
+func (hs *holdings) tick(now time.Time) {
+	hs.mu.Lock()
+	due := hs.due[:0]
+	for h := hs.ring.next; h != &hs.ring; h = h.next {
+		if now.Sub(h.last) >= hs.every {
+			h.last = now
+			due = append(due, h)
+		}
+	}
+	hs.due = due
+	hs.mu.Unlock()
+	for i, h := range due {
+		_ = h.msg.InProgress()
+		due[i] = nil
+	}
 }

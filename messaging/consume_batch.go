@@ -122,7 +122,7 @@ func (b *batcher) handle(held []*heldMsg) {
 	for _, h := range held {
 		d, err := newDelivery(h.msg)
 		if err != nil {
-			h.ka.stop()
+			h.release()
 			c.logger.Error("message without metadata; terminating it", slog.String("subject", h.msg.Subject()), slog.String("error", err.Error()))
 			_ = h.msg.Term()
 			continue
@@ -165,7 +165,7 @@ func (b *batcher) run(hs []*heldMsg, ds []*Delivery, exhausted bool) {
 		}
 		if err == nil {
 			for i, h := range hs {
-				h.ka.stop()
+				h.release()
 				c.settle(ctx, h.msg, ds[i], nil)
 			}
 			return
@@ -292,7 +292,7 @@ func (b *batcher) deadLetter(h *heldMsg, d *Delivery, reason string, herr error)
 			return
 		}
 	}
-	h.ka.stop()
+	h.release()
 	_ = h.msg.TermWithReason(reason + ": " + headerSafe(herr.Error()))
 }
 
