@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/internal/testkit"
@@ -123,4 +125,39 @@ func TestServiceShowsConsumerHealth(t *testing.T) {
 		return
 	}
 	t.Fatal("no consumers endpoint in the stats")
+}
+
+// The headers Msg builds are independent values: changing one (an Add, an
+// index) never changes another, although their values share storage.
+func TestPublisherMsgHeadersAreIndependent(t *testing.T) {
+	srv := startServer(t)
+	pub, err := messaging.NewPublisher(connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := wire.WithRequestID(t.Context(), "req-1")
+	msg, err := pub.Msg(ctx, messaging.OutEvent{Subject: "events.o1.placed", Type: "order.placed", ID: "ev-1", Version: 3, Data: thing{N: 1},
+		Header: nats.Header{"X-Tenant": []string{"t1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg.Header.Add("Nats-Msg-Id", "other")
+	msg.Header[wire.HeaderEventType][0] = "changed"
+	want := map[string][]string{
+		"Nats-Msg-Id":        {"ev-1", "other"},
+		wire.HeaderEventID:   {"ev-1"},
+		wire.HeaderEventType: {"changed"},
+		wire.HeaderVersion:   {"3"},
+		"Content-Type":       {"application/json"},
+		wire.HeaderRequestID: {"req-1"},
+		"X-Tenant":           {"t1"},
+	}
+	if len(msg.Header) != len(want) {
+		t.Errorf("%d headers, want %d: %v", len(msg.Header), len(want), msg.Header)
+	}
+	for k, v := range want {
+		if got := msg.Header.Values(k); !slices.Equal(got, v) {
+			t.Errorf("header %s = %q, want %q", k, got, v)
+		}
+	}
 }
