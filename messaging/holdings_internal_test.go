@@ -79,6 +79,18 @@ func TestTakeSlotsWaitsForHalfWhileWorkIsQueued(t *testing.T) {
 	newC := func() *Consumer {
 		return &Consumer{slots: make(chan struct{}, 8), queue: make(chan *heldMsg, 8), stopCh: make(chan struct{})}
 	}
+	// full returns a consumer with all 8 slots taken, the caller's among
+	// them, and queued messages waiting for a worker.
+	full := func(queued int) *Consumer {
+		c := newC()
+		for range 8 {
+			c.slots <- struct{}{}
+		}
+		for range queued {
+			c.queue <- &heldMsg{}
+		}
+		return c
+	}
 	t.Run("empty queue", func(t *testing.T) {
 		c := newC()
 		for range 6 { // 5 held by others, 1 by the caller
@@ -90,12 +102,7 @@ func TestTakeSlotsWaitsForHalfWhileWorkIsQueued(t *testing.T) {
 	})
 	t.Run("work queued", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			c := newC()
-			for range 8 { // all taken, the caller's among them
-				c.slots <- struct{}{}
-			}
-			c.queue <- &heldMsg{}
-			c.queue <- &heldMsg{}
+			c := full(2)
 			got := make(chan int, 1)
 			go func() {
 				n, _ := c.takeSlots()
@@ -122,11 +129,7 @@ func TestTakeSlotsWaitsForHalfWhileWorkIsQueued(t *testing.T) {
 	})
 	t.Run("queue drains", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			c := newC()
-			for range 8 {
-				c.slots <- struct{}{}
-			}
-			c.queue <- &heldMsg{}
+			c := full(1)
 			got := make(chan int, 1)
 			go func() {
 				n, _ := c.takeSlots()
@@ -148,11 +151,7 @@ func TestTakeSlotsWaitsForHalfWhileWorkIsQueued(t *testing.T) {
 	})
 	t.Run("stop", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			c := newC()
-			for range 8 {
-				c.slots <- struct{}{}
-			}
-			c.queue <- &heldMsg{}
+			c := full(1)
 			done := make(chan bool, 1)
 			go func() {
 				_, ok := c.takeSlots()
