@@ -36,6 +36,12 @@ const (
 	// Stop never has to abandon a pull the server could still fill.
 	defaultPullExpiry         = time.Second
 	defaultRecreateBackoffMax = 5 * time.Second
+
+	// With Prefetch left at 0, a consumer holds ready about this much of
+	// its workers' work (by their recent handler times), between Workers
+	// and maxPrefetchFactor×Workers messages beyond those being handled.
+	prefetchHorizon   = 10 * time.Millisecond
+	maxPrefetchFactor = 8
 )
 
 // ConsumerConfig describes a durable pull consumer and how to run it.
@@ -65,7 +71,12 @@ type ConsumerConfig struct {
 	// Workers bounds how many handlers run at once (default 8).
 	Workers int
 	// Prefetch is how many messages are held ready for the next free
-	// worker, beyond those being handled (default Workers).
+	// worker, beyond those being handled. Left at 0, it follows the
+	// handlers' recent times: enough for about 10ms of the workers' work,
+	// at least Workers and at most 8×Workers (Workers until the first
+	// handlers have finished). So fast handlers are not starved by pull
+	// round trips, and slow ones do not sit on messages another replica
+	// could take. Set it to hold a fixed number.
 	Prefetch int
 	// HandlerTimeout bounds one handler call (default 1m).
 	HandlerTimeout time.Duration
@@ -136,12 +147,18 @@ type Consumer struct {
 	fetchDone chan struct{}
 	// slots counts the messages this process holds (queued or running):
 	// a pull asks for no more than are free, so nothing waits unseen in a
-	// client buffer while its AckWait runs out.
+	// client buffer while its AckWait runs out. With an adaptive Prefetch,
+	// reserve of its places (fetch's own count) are kept from pulls, so
+	// that the rest is Workers+prefetchFor(recent handler time).
 	slots    chan struct{}
-	queue    chan *heldMsg
-	held     *holdings
-	workers  sync.WaitGroup
-	inflight inflight
+	reserve  int
+	adaptive bool
+	// handleNanos is a moving average of handler times (adaptive only).
+	handleNanos atomic.Int64
+	queue       chan *heldMsg
+	held        *holdings
+	workers     sync.WaitGroup
+	inflight    inflight
 	// handBack holds what was received or interrupted while stopping: it
 	// is nak'ed once no pull is open, so that it cannot come straight
 	// back into this consumer's last pull.
@@ -218,8 +235,10 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if cfg.Workers == 0 {
 		cfg.Workers = DefaultConsumerWorkers
 	}
-	if cfg.Prefetch == 0 {
-		cfg.Prefetch = cfg.Workers
+	adaptive := cfg.Prefetch == 0
+	capacity := cfg.Workers + cfg.Prefetch
+	if adaptive {
+		capacity = cfg.Workers + maxPrefetchFactor*cfg.Workers
 	}
 	if cfg.DeadLetterStream == "" {
 		cfg.DeadLetterStream = DefaultDeadLetterStream
@@ -228,7 +247,6 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	capacity := cfg.Workers + cfg.Prefetch
 	c := &Consumer{
 		cfg:       cfg,
 		js:        js,
@@ -236,6 +254,7 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		stopCh:    make(chan struct{}),
 		fetchDone: make(chan struct{}),
 		slots:     make(chan struct{}, capacity),
+		adaptive:  adaptive,
 		queue:     make(chan *heldMsg, capacity),
 		held:      newHoldings(cfg.AckWait),
 		tr:        newTracing(cfg.Telemetry),
@@ -244,6 +263,9 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if err := createStreamIfMissing(ctx, js, cfg.Replication.Stream(DeadLetterStreamConfig(cfg.DeadLetterStream))); err != nil {
 		return nil, err
 	}
+	// Until handlers have been timed, assume they take the horizon:
+	// Prefetch starts at Workers.
+	c.handleNanos.Store(int64(prefetchHorizon))
 	c.base, c.cancel = context.WithCancel(context.Background())
 	// Until Stop is over: what it hands back is kept alive until nak'ed.
 	go c.held.keepAlive(c.base)
@@ -265,7 +287,7 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 
 // declare creates or updates the durable consumer.
 func (c *Consumer) declare(ctx context.Context) error {
-	capacity := c.cfg.Workers + c.cfg.Prefetch
+	capacity := cap(c.slots)
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, jetstream.ConsumerConfig{
 		Durable:        c.cfg.Durable,
 		Description:    c.cfg.Description,
@@ -281,7 +303,7 @@ func (c *Consumer) declare(ctx context.Context) error {
 		// The runtime counts deliveries and dead-letters instead.
 		MaxDeliver: -1,
 		// Room for many replicas' slots; each process holds at most
-		// Workers+Prefetch.
+		// Workers+Prefetch (Workers+8×Workers when adaptive).
 		MaxAckPending: max(capacity*16, 1000),
 	})
 	if err != nil {
@@ -315,11 +337,17 @@ func (c *Consumer) fetch() {
 	backoff := 100 * time.Millisecond
 	failures := 0
 	for !c.stopping.Load() {
+		c.fitReserve()
 		// Wait for a free slot, then take more (takeSlots).
 		select {
 		case c.slots <- struct{}{}:
 		case <-c.stopCh:
 			return
+		}
+		if c.reserve < c.wantReserve() {
+			// Handlers got slower: the place is kept from pulls.
+			c.reserve++
+			continue
 		}
 		n, ok := c.takeSlots()
 		if !ok {
@@ -393,7 +421,7 @@ func (c *Consumer) fetch() {
 // empty it pulls into whatever is free, so no worker waits for the
 // threshold. It reports false, with its slots given back, on Stop.
 func (c *Consumer) takeSlots() (int, bool) {
-	n, want := 1, max(cap(c.slots)/2, 1)
+	n, want := 1, max((cap(c.slots)-c.reserve)/2, 1)
 	for n < cap(c.slots) {
 		select {
 		case c.slots <- struct{}{}:
@@ -415,6 +443,42 @@ func (c *Consumer) takeSlots() (int, bool) {
 		}
 	}
 	return n, true
+}
+
+// prefetchFor is how many messages an adaptive consumer holds ready
+// beyond its workers' when a handler takes avg: about prefetchHorizon of
+// the workers' work, at least workers and at most maxPrefetchFactor×workers.
+func prefetchFor(workers int, avg time.Duration) int {
+	n := int64(workers) * maxPrefetchFactor
+	if avg > 0 {
+		n = min(n, int64(workers)*int64(prefetchHorizon)/int64(avg))
+	}
+	return max(int(n), workers)
+}
+
+// wantReserve is how many of the slots' places to keep from pulls: none
+// with a fixed Prefetch.
+func (c *Consumer) wantReserve() int {
+	if !c.adaptive {
+		return 0
+	}
+	return cap(c.slots) - c.cfg.Workers - prefetchFor(c.cfg.Workers, time.Duration(c.handleNanos.Load()))
+}
+
+// fitReserve gives back the reserved places beyond what is wanted now
+// (handlers got faster). The reserve's tokens are in slots, so taking
+// them out never blocks. Only fetch calls it.
+func (c *Consumer) fitReserve() {
+	for want := c.wantReserve(); c.reserve > want; c.reserve-- {
+		<-c.slots
+	}
+}
+
+// timed adds a handler's time d to the moving average (1/16 weight);
+// concurrent updates may lose one, which an average can afford.
+func (c *Consumer) timed(d time.Duration) {
+	old := c.handleNanos.Load()
+	c.handleNanos.Store(old + (int64(d)-old)/16)
 }
 
 // work handles queued messages until the queue is closed. Once stopping,
@@ -451,12 +515,18 @@ func (c *Consumer) process(h *heldMsg) {
 	}
 	start := time.Now()
 	herr := c.handler(ctx, d)
-	if c.m != nil {
-		redelivered := 0
-		if d.Delivered > 1 {
-			redelivered = 1
+	if c.adaptive || c.m != nil {
+		took := time.Since(start)
+		if c.adaptive {
+			c.timed(took)
 		}
-		c.m.handled(1, redelivered, time.Since(start))
+		if c.m != nil {
+			redelivered := 0
+			if d.Delivered > 1 {
+				redelivered = 1
+			}
+			c.m.handled(1, redelivered, took)
+		}
 	}
 	if span != nil && herr != nil {
 		span.SetStatus(codes.Error, herr.Error())
@@ -691,6 +761,7 @@ type holdings struct {
 	every time.Duration // a message is due after this long without a sign of life
 	mu    sync.Mutex
 	ring  heldMsg // sentinel of the ring of held messages
+	n     int     // how many are in the ring
 	due   []*heldMsg
 }
 
@@ -709,8 +780,16 @@ func (hs *holdings) hold(msg jetstream.Msg) *heldMsg {
 	h.prev, h.next = hs.ring.prev, &hs.ring
 	hs.ring.prev.next = h
 	hs.ring.prev = h
+	hs.n++
 	hs.mu.Unlock()
 	return h
+}
+
+// count returns how many messages are held now.
+func (hs *holdings) count() int {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	return hs.n
 }
 
 // release stops keeping h alive; a second call does nothing.
@@ -720,6 +799,7 @@ func (h *heldMsg) release() {
 	if h.next != nil {
 		h.prev.next, h.next.prev = h.next, h.prev
 		h.prev, h.next = nil, nil
+		hs.n--
 	}
 	hs.mu.Unlock()
 }

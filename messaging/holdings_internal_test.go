@@ -169,3 +169,27 @@ func TestTakeSlotsWaitsForHalfWhileWorkIsQueued(t *testing.T) {
 		})
 	})
 }
+
+// An adaptive Prefetch holds about prefetchHorizon of the workers' work,
+// never fewer than Workers nor more than 8×Workers.
+func TestPrefetchForHandlerTime(t *testing.T) {
+	tests := []struct {
+		workers int
+		avg     time.Duration
+		want    int
+	}{
+		{8, prefetchHorizon, 8},         // as long as the horizon: Workers (the start)
+		{8, time.Second, 8},             // slow: never fewer than Workers
+		{8, prefetchHorizon / 4, 32},    // 4 handlers per worker fit in the horizon
+		{8, 10 * time.Microsecond, 64},  // fast: at most 8×Workers
+		{8, 0, 64},                      // not measurable: fast
+		{1, prefetchHorizon / 3, 3},     // one worker
+		{2, prefetchHorizon * 2 / 5, 5}, // rounded down
+		{1000, time.Nanosecond, 8000},   // no overflow
+	}
+	for _, tt := range tests {
+		if got := prefetchFor(tt.workers, tt.avg); got != tt.want {
+			t.Errorf("prefetchFor(%d, %s) = %d, want %d", tt.workers, tt.avg, got, tt.want)
+		}
+	}
+}
