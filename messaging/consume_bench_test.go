@@ -2,6 +2,7 @@ package messaging_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -65,7 +66,10 @@ func benchJetStream(b *testing.B, nc *nats.Conn, failed *atomic.Int64, opts ...j
 // worker count and a typed no-op handler ("runtime"). Each round publishes
 // its messages ({"n":1}, with a Nats-Msg-Id) to a stream of its own before
 // the clock starts; the clock stops when the consumer's last message is
-// acknowledged on the server (ack pending and pending both 0). Fixed
+// acknowledged on the server (ack pending and pending both 0).
+// "same-json" compares the runtime with a raw callback that also decodes
+// each message into the same struct, the JSON work the typed handler does
+// (goal 1 of issue 12's honest baseline, for consumers). Fixed
 // counts, alternating rounds (benchload.CompareBatch): go test -run '^$'
 // -bench Consume -benchtime 1x ./messaging/. See docs/performance.md.
 func BenchmarkConsume(b *testing.B) {
@@ -124,39 +128,51 @@ func BenchmarkConsume(b *testing.B) {
 		return nil
 	}
 
-	raw := benchload.Batch{Name: "raw", Prepare: func(_ context.Context, n int) (func(context.Context) error, error) {
-		stream, err := prepare(n)
-		if err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context) error {
-			var handled atomic.Int64
-			done := make(chan struct{})
-			cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-				Durable:   "raw",
-				AckPolicy: jetstream.AckExplicitPolicy,
-			})
+	// rawConsume returns the baseline: a jetstream Consume callback that
+	// acks each message, after decoding it into a benchThing when decode is
+	// set (the JSON work the runtime's typed handler does too).
+	rawConsume := func(name string, decode bool) benchload.Batch {
+		return benchload.Batch{Name: name, Prepare: func(_ context.Context, n int) (func(context.Context) error, error) {
+			stream, err := prepare(n)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			cc, err := cons.Consume(func(msg jetstream.Msg) {
-				if err := msg.Ack(); err != nil {
-					failed.Add(1)
+			return func(ctx context.Context) error {
+				var handled atomic.Int64
+				done := make(chan struct{})
+				cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+					Durable:   name,
+					AckPolicy: jetstream.AckExplicitPolicy,
+				})
+				if err != nil {
+					return err
 				}
-				if handled.Add(1) == int64(n) {
-					close(done)
+				cc, err := cons.Consume(func(msg jetstream.Msg) {
+					if decode {
+						var v benchThing
+						if err := json.Unmarshal(msg.Data(), &v); err != nil || v.N != 1 {
+							failed.Add(1)
+						}
+					}
+					if err := msg.Ack(); err != nil {
+						failed.Add(1)
+					}
+					if handled.Add(1) == int64(n) {
+						close(done)
+					}
+				})
+				if err != nil {
+					return err
 				}
-			})
-			if err != nil {
-				return err
-			}
-			defer cc.Stop()
-			if err := drained(done); err != nil {
-				return err
-			}
-			return settle(ctx, stream, "raw")
-		}, nil
-	}}
+				defer cc.Stop()
+				if err := drained(done); err != nil {
+					return err
+				}
+				return settle(ctx, stream, name)
+			}, nil
+		}}
+	}
+	raw, rawJSON := rawConsume("raw", false), rawConsume("rawjson", true)
 
 	var recreated atomic.Uint64
 	runtime := benchload.Batch{Name: "runtime", Prepare: func(_ context.Context, n int) (func(context.Context) error, error) {
@@ -211,6 +227,12 @@ func BenchmarkConsume(b *testing.B) {
 	b.Run(fmt.Sprintf("workers=%d", messaging.DefaultConsumerWorkers), func(b *testing.B) {
 		benchload.CompareBatch(b, 30000, raw, runtime, benchload.SelfCPU)
 		b.ReportMetric(float64(recreated.Load()), "recreated")
+	})
+	// Against a baseline that decodes each message's JSON too, as goal 1
+	// of issue 12 compares the typed endpoint with a raw handler doing the
+	// same JSON work.
+	b.Run(fmt.Sprintf("same-json/workers=%d", messaging.DefaultConsumerWorkers), func(b *testing.B) {
+		benchload.CompareBatch(b, 30000, rawJSON, runtime, benchload.SelfCPU)
 	})
 }
 
