@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"sync"
@@ -24,9 +25,13 @@ import (
 // that does not answer makes the process degraded, not unready: reads fall
 // back to the source of truth. So does a service that reports itself
 // degraded (the projector without PostgreSQL: events wait in the streams).
-func opsHandler(conns []*nats.Conn, backend cache.Backend, services func() []service, metrics prometheus.Gatherer, pprofOn bool) http.Handler {
+func opsHandler(logger *slog.Logger, conns []*nats.Conn, backend cache.Backend, services func() []service, metrics prometheus.Gatherer, pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	// A collector that fails is logged, and the rest is still served.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(logger.With(slog.String("component", "metrics")).Handler(), slog.LevelError),
+	}))
 	if pprofOn {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -39,7 +43,7 @@ func TestReadyzBoundsEachCheck(t *testing.T) {
 	srv := embeddedtest.Start(t, t.TempDir())
 	nc := embeddedtest.Connect(t, srv, "ops")
 	h := hangingService{deadline: make(chan time.Time, 2)}
-	hs := httptest.NewServer(opsHandler([]*nats.Conn{nc}, nil, func() []service { return []service{h, h} }, prometheus.NewRegistry(), false))
+	hs := httptest.NewServer(opsHandler(slog.New(slog.DiscardHandler), []*nats.Conn{nc}, nil, func() []service { return []service{h, h} }, prometheus.NewRegistry(), false))
 	t.Cleanup(hs.Close)
 	start := time.Now()
 	code, body, err := getJSON(t.Context(), hs.URL+"/readyz")
@@ -69,7 +73,7 @@ func TestQuorumLossIsUnavailableNotAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
-	hs := httptest.NewServer(opsHandler([]*nats.Conn{svcConn}, nil, func() []service { return []service{svc} }, prometheus.NewRegistry(), false))
+	hs := httptest.NewServer(opsHandler(slog.New(slog.DiscardHandler), []*nats.Conn{svcConn}, nil, func() []service { return []service{svc} }, prometheus.NewRegistry(), false))
 	t.Cleanup(hs.Close)
 	c, err := messaging.NewClient(cl.Connect("client"), messaging.WithTimeout(2*time.Second))
 	if err != nil {
@@ -135,3 +139,40 @@ func TestQuorumLossIsUnavailableNotAnError(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A collector that fails does not take /metrics down: the other metrics
+// are served, and the failure is logged at error level with the metrics
+// component.
+func TestMetricsLogsAFailingCollector(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ok := prometheus.NewCounter(prometheus.CounterOpts{Name: "still_served_total", Help: "served beside a broken collector"})
+	reg.MustRegister(ok, brokenCollector{})
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	hs := httptest.NewServer(opsHandler(logger, nil, nil, func() []service { return nil }, reg, false))
+	t.Cleanup(hs.Close)
+	resp, err := http.Get(hs.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "still_served_total 0") {
+		t.Fatalf("GET /metrics = %d %q (%v), want 200 with still_served_total", resp.StatusCode, body, err)
+	}
+	got := logs.String()
+	if !strings.Contains(got, "collector broke") || !strings.Contains(got, `"level":"ERROR"`) || !strings.Contains(got, `"component":"metrics"`) {
+		t.Fatalf("log %q: want the collector's error at ERROR with component=metrics", got)
+	}
+}
+
+// brokenCollector fails every collection.
+type brokenCollector struct{}
+
+var brokenDesc = prometheus.NewDesc("broken", "always fails", nil, nil)
+
+func (brokenCollector) Describe(ch chan<- *prometheus.Desc) { ch <- brokenDesc }
+
+func (brokenCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.NewInvalidMetric(brokenDesc, errors.New("collector broke"))
+}

@@ -174,7 +174,7 @@ func start(ctx context.Context, cfg config.Config, m mode, names []string, geten
 	if err != nil {
 		return fmt.Errorf("ops http: listen %s: %w (is another switchboard running? set --http-listen)", cfg.HTTPListen, err)
 	}
-	ops := opsHandler(conns, backend, func() []service { return running }, registry, cfg.Observability.PProfOn())
+	ops := opsHandler(logger, conns, backend, func() []service { return running }, registry, cfg.Observability.PProfOn())
 	hs := &http.Server{Handler: ops, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
