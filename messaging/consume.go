@@ -116,6 +116,7 @@ type ConsumerStats struct {
 	AckPending      int    `json:"ack_pending"`
 	Redelivered     int    `json:"redelivered"`
 	InFlight        int    `json:"in_flight"`
+	Held            int    `json:"held"` // in flight or queued for a worker: at most Workers+Prefetch
 	Handled         uint64 `json:"handled"`
 	Retried         uint64 `json:"retried"`
 	DeadLettered    uint64 `json:"dead_lettered"`
@@ -719,6 +720,7 @@ func (c *Consumer) Stats(ctx context.Context) ConsumerStats {
 		Stream:       c.cfg.Stream,
 		Consumer:     c.cfg.Durable,
 		InFlight:     c.inflight.count(),
+		Held:         c.held.count(),
 		Handled:      c.handled.Load(),
 		Retried:      c.retried.Load(),
 		DeadLettered: c.deadLettered.Load(),

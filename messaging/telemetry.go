@@ -286,6 +286,7 @@ const (
 	metricConsumerAckPending   = "switchboard_consumer_ack_pending_messages"
 	metricConsumerRedelivered  = "switchboard_consumer_redelivered_messages"
 	metricConsumerInFlight     = "switchboard_consumer_in_flight_messages"
+	metricConsumerHeld         = "switchboard_consumer_held_messages"
 )
 
 // consumerMetrics are one consumer's series, resolved once; nil when
@@ -341,8 +342,8 @@ func (m *consumerMetrics) handled(n int, redelivered int, took time.Duration) {
 // own series to the same families (telemetry.Telemetry.Register), and
 // removes them when it stops.
 type consumerCollector struct {
-	c                                          *Consumer
-	pending, ackPending, redelivered, inFlight *prometheus.Desc
+	c                                                *Consumer
+	pending, ackPending, redelivered, inFlight, held *prometheus.Desc
 }
 
 func newConsumerCollector(c *Consumer) *consumerCollector {
@@ -353,6 +354,7 @@ func newConsumerCollector(c *Consumer) *consumerCollector {
 		ackPending:  prometheus.NewDesc(metricConsumerAckPending, "Messages delivered and not acknowledged yet (being handled, or waiting for a retry), as JetStream reports when scraped.", labels, nil),
 		redelivered: prometheus.NewDesc(metricConsumerRedelivered, "Messages delivered more than once and not acknowledged yet, as JetStream reports when scraped.", labels, nil),
 		inFlight:    prometheus.NewDesc(metricConsumerInFlight, "Messages this process's handlers are working on, by stream and consumer.", labels, nil),
+		held:        prometheus.NewDesc(metricConsumerHeld, "Messages this process holds, being handled or queued for a worker (at most Workers+Prefetch), by stream and consumer.", labels, nil),
 	}
 }
 
@@ -370,6 +372,7 @@ func (cc *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	send(cc.inFlight, float64(st.InFlight))
+	send(cc.held, float64(st.Held))
 	if st.InfoUnavailable {
 		return
 	}

@@ -243,6 +243,7 @@ func TestTelemetryEvents(t *testing.T) {
 			"switchboard_consumer_pending_messages":     1,
 			"switchboard_consumer_ack_pending_messages": 2,
 			"switchboard_consumer_in_flight_messages":   1,
+			"switchboard_consumer_held_messages":        2,
 		} {
 			if v, err := rec.Value(m, "stream", "EVENTS", "consumer", "traced"); err != nil || v != want {
 				return fmt.Errorf("%s = %v (%v), want %v", m, v, err, want)
