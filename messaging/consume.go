@@ -151,9 +151,8 @@ type Consumer struct {
 	// client buffer while its AckWait runs out. With an adaptive Prefetch,
 	// reserve of its places (fetch's own count) are kept from pulls, so
 	// that the rest is Workers+prefetchFor(recent handler time).
-	slots    chan struct{}
-	reserve  int
-	adaptive bool
+	slots   chan struct{}
+	reserve int
 	// handleNanos is a moving average of handler times (adaptive only).
 	handleNanos atomic.Int64
 	queue       chan *heldMsg
@@ -236,9 +235,8 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	if cfg.Workers == 0 {
 		cfg.Workers = DefaultConsumerWorkers
 	}
-	adaptive := cfg.Prefetch == 0
 	capacity := cfg.Workers + cfg.Prefetch
-	if adaptive {
+	if cfg.Prefetch == 0 { // adaptive
 		capacity = cfg.Workers + maxPrefetchFactor*cfg.Workers
 	}
 	if cfg.DeadLetterStream == "" {
@@ -255,7 +253,6 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 		stopCh:    make(chan struct{}),
 		fetchDone: make(chan struct{}),
 		slots:     make(chan struct{}, capacity),
-		adaptive:  adaptive,
 		queue:     make(chan *heldMsg, capacity),
 		held:      newHoldings(cfg.AckWait),
 		tr:        newTracing(cfg.Telemetry),
@@ -457,10 +454,14 @@ func prefetchFor(workers int, avg time.Duration) int {
 	return max(int(n), workers)
 }
 
+// adaptive reports whether Prefetch follows the handlers' times (it was
+// left at 0).
+func (c *Consumer) adaptive() bool { return c.cfg.Prefetch == 0 }
+
 // wantReserve is how many of the slots' places to keep from pulls: none
 // with a fixed Prefetch.
 func (c *Consumer) wantReserve() int {
-	if !c.adaptive {
+	if !c.adaptive() {
 		return 0
 	}
 	return cap(c.slots) - c.cfg.Workers - prefetchFor(c.cfg.Workers, time.Duration(c.handleNanos.Load()))
@@ -516,9 +517,9 @@ func (c *Consumer) process(h *heldMsg) {
 	}
 	start := time.Now()
 	herr := c.handler(ctx, d)
-	if c.adaptive || c.m != nil {
+	if adaptive := c.adaptive(); adaptive || c.m != nil {
 		took := time.Since(start)
-		if c.adaptive {
+		if adaptive {
 			c.timed(took)
 		}
 		if c.m != nil {
