@@ -312,11 +312,13 @@ func TestE2EPrometheus(t *testing.T) {
 	prom.wantValue(t, `switchboard_client_requests_total{caller="orders",subject="users.get",code="200"}`, 1)
 	// The local cache answered every get of the user created here.
 	prom.wantValue(t, `switchboard_cache_lookups_total{cache="users",layer="local",result="hit"}`, gets+1)
-	// The held webhook: its consumer holds workers+prefetch (8) tasks, the
-	// other 4 wait in the stream.
+	// The held webhook: its consumer holds workers+prefetch (8) tasks (its
+	// handlers have not finished, so the adaptive prefetch is at workers),
+	// the other 4 wait in the stream.
 	prom.wantValue(t, `switchboard_consumer_ack_pending_messages{stream="NOTIFICATIONS",consumer="`+heldConsumer+`"}`, 8)
 	prom.wantValue(t, `switchboard_consumer_pending_messages{stream="NOTIFICATIONS",consumer="`+heldConsumer+`"}`, users-8)
 	prom.wantValue(t, `switchboard_consumer_in_flight_messages{stream="NOTIFICATIONS",consumer="`+heldConsumer+`"}`, 4)
+	prom.wantValue(t, `switchboard_consumer_held_messages{stream="NOTIFICATIONS",consumer="`+heldConsumer+`"}`, 8)
 	close(release)
 	released = true
 	prom.wantValue(t, `switchboard_webhook_deliveries_total{outcome="delivered"}`, users)
