@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/devloop/switchboard/internal/testkit"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/devloop/switchboard/internal/testkit"
 )
 
 // Redis is a redis-server process started for one test.
