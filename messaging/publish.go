@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,6 +60,10 @@ type Publisher struct {
 	attempts int
 	tr       *tracing        // nil: tracing off
 	m        *publishMetrics // nil: metrics off
+	// timers holds the stopped attempt timers of send for reuse: a
+	// context.WithTimeout per attempt allocated a context, a timer and a
+	// cancel registration on the caller's context for every publish.
+	timers sync.Pool
 }
 
 // PublisherOption tunes a Publisher.
@@ -304,27 +309,43 @@ func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg) (_ *jetstream
 
 // send makes one attempt, bounded by the attempt timeout.
 func (p *Publisher) send(ctx context.Context, msgs []*nats.Msg) (*jetstream.PubAck, error) {
-	actx, cancel := context.WithTimeout(ctx, defaultAttemptTimeout)
-	defer cancel()
 	if len(msgs) == 1 {
 		fut, err := p.js.PublishMsgAsync(msgs[0])
 		if err != nil {
 			return nil, err
 		}
+		t := p.attemptTimer()
+		defer p.timers.Put(t)
+		defer t.Stop()
 		select {
 		case ack := <-fut.Ok():
 			return ack, nil
 		case err := <-fut.Err():
 			return nil, err
-		case <-actx.Done():
-			return nil, actx.Err()
+		case <-t.C:
+			return nil, context.DeadlineExceeded
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
+	actx, cancel := context.WithTimeout(ctx, defaultAttemptTimeout)
+	defer cancel()
 	ack, err := jetstreamext.PublishMsgBatch(actx, p.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
 	if err != nil {
 		return nil, err
 	}
 	return &jetstream.PubAck{Stream: ack.Stream, Sequence: ack.Sequence, Domain: ack.Domain}, nil
+}
+
+// attemptTimer is a running timer of one attempt, reused from earlier
+// sends when one is free. Since Go 1.23 a stopped timer's channel holds
+// no stale tick, so a timer put back after Stop is as good as new.
+func (p *Publisher) attemptTimer() *time.Timer {
+	if t, ok := p.timers.Get().(*time.Timer); ok {
+		t.Reset(defaultAttemptTimeout)
+		return t
+	}
+	return time.NewTimer(defaultAttemptTimeout)
 }
 
 // stored reports whether the stream holds msg (by its Nats-Msg-Id, as the
