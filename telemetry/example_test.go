@@ -50,16 +50,29 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	families, _ := reg.Gather()
-	for _, f := range families {
-		if f.GetName() == "switchboard_requests_total" {
-			for _, m := range f.GetMetric() {
-				labels := ""
-				for _, l := range m.GetLabel() {
-					labels += " " + l.GetName() + "=" + l.GetValue()
+	// The service counts a request once its reply is sent, so the count
+	// may trail the reply by a moment: read until it is there.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		var lines []string
+		total := 0.0
+		families, _ := reg.Gather()
+		for _, f := range families {
+			if f.GetName() == "switchboard_requests_total" {
+				for _, m := range f.GetMetric() {
+					labels := ""
+					for _, l := range m.GetLabel() {
+						labels += " " + l.GetName() + "=" + l.GetValue()
+					}
+					lines = append(lines, fmt.Sprintf("%s%s: %v", f.GetName(), labels, m.GetCounter().GetValue()))
+					total += m.GetCounter().GetValue()
 				}
-				fmt.Printf("%s%s: %v\n", f.GetName(), labels, m.GetCounter().GetValue())
 			}
+		}
+		if total >= 1 || time.Now().After(deadline) {
+			for _, l := range lines {
+				fmt.Println(l)
+			}
+			break
 		}
 	}
 	// Output:
