@@ -52,29 +52,33 @@ func Example() {
 	}
 	// The service counts a request once its reply is sent, so the count
 	// may trail the reply by a moment: read until it is there.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		var lines []string
-		total := 0.0
-		families, _ := reg.Gather()
-		for _, f := range families {
-			if f.GetName() == "switchboard_requests_total" {
-				for _, m := range f.GetMetric() {
-					labels := ""
-					for _, l := range m.GetLabel() {
-						labels += " " + l.GetName() + "=" + l.GetValue()
-					}
-					lines = append(lines, fmt.Sprintf("%s%s: %v", f.GetName(), labels, m.GetCounter().GetValue()))
-					total += m.GetCounter().GetValue()
-				}
-			}
-		}
-		if total >= 1 || time.Now().After(deadline) {
-			for _, l := range lines {
-				fmt.Println(l)
-			}
-			break
-		}
+	lines, total := requestCounts(reg)
+	for deadline := time.Now().Add(5 * time.Second); total < 1 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		lines, total = requestCounts(reg)
+	}
+	for _, l := range lines {
+		fmt.Println(l)
 	}
 	// Output:
 	// switchboard_requests_total code=200 endpoint=hello service=greeter: 1
+}
+
+// requestCounts prints each switchboard_requests_total series of reg with
+// its labels, and sums them.
+func requestCounts(reg *prometheus.Registry) (lines []string, total float64) {
+	families, _ := reg.Gather()
+	for _, f := range families {
+		if f.GetName() != "switchboard_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := ""
+			for _, l := range m.GetLabel() {
+				labels += " " + l.GetName() + "=" + l.GetValue()
+			}
+			lines = append(lines, fmt.Sprintf("%s%s: %v", f.GetName(), labels, m.GetCounter().GetValue()))
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return lines, total
 }
