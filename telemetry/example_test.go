@@ -63,7 +63,7 @@ func Example() {
 	// switchboard_requests_total code=200 endpoint=hello service=greeter: 1
 }
 
-// requestCounts prints each switchboard_requests_total series of reg with
+// requestCounts formats each switchboard_requests_total series of reg with
 // its labels, and sums them.
 func requestCounts(reg *prometheus.Registry) (lines []string, total float64) {
 	families, _ := reg.Gather()
