@@ -45,13 +45,35 @@ type Caller interface {
 	Call(ctx context.Context, subject string, data []byte, opts ...CallOption) (*Reply, error)
 }
 
+// Codec encodes a request and decodes a reply with encoding/json's
+// semantics. A [Caller] that also implements Codec gives [Call] its own,
+// faster implementation of the same semantics (messaging.Client uses the
+// JSON v2 codec with its v1 options: the same bytes and the same decoding,
+// at half the cost of a decode); wire itself needs only the standard
+// library, so any other Caller gets encoding/json.
+type Codec interface {
+	EncodeRequest(v any) ([]byte, error)
+	DecodeReply(data []byte, v any) error
+}
+
+// stdCodec is encoding/json, for a Caller without a Codec.
+type stdCodec struct{}
+
+func (stdCodec) EncodeRequest(v any) ([]byte, error)  { return json.Marshal(v) }
+func (stdCodec) DecodeReply(data []byte, v any) error { return json.Unmarshal(data, v) }
+
 // Call sends req as JSON to subject through c and decodes the reply into
-// Resp. Reply decoding is lenient about unknown fields, so a service can add
-// fields without breaking older callers. Contract packages wrap it in one
-// typed function per endpoint.
+// Resp, with c's [Codec] when it has one and encoding/json otherwise. Reply
+// decoding is lenient about unknown fields, so a service can add fields
+// without breaking older callers. Contract packages wrap it in one typed
+// function per endpoint.
 func Call[Req, Resp any](ctx context.Context, c Caller, subject string, req Req, opts ...CallOption) (Resp, error) {
 	var resp Resp
-	data, err := json.Marshal(req)
+	codec, ok := c.(Codec)
+	if !ok {
+		codec = stdCodec{}
+	}
+	data, err := codec.EncodeRequest(req)
 	if err != nil {
 		return resp, fmt.Errorf("call %s: encode %T: %w", subject, req, err)
 	}
@@ -59,7 +81,7 @@ func Call[Req, Resp any](ctx context.Context, c Caller, subject string, req Req,
 	if err != nil {
 		return resp, err
 	}
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+	if err := codec.DecodeReply(reply.Data, &resp); err != nil {
 		return resp, fmt.Errorf("call %s: decode reply into %T: %w", subject, resp, err)
 	}
 	return resp, nil
