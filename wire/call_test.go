@@ -10,8 +10,8 @@ import (
 	"github.com/devloop/switchboard/wire"
 )
 
-// codecCaller echoes the request and counts its codec's uses, prefixing
-// what it encodes so the test can tell whose encoder ran.
+// codecCaller echoes the request and counts how often its codec is used,
+// so the test can tell that Call chose it over encoding/json.
 type codecCaller struct{ encodes, decodes int }
 
 func (c *codecCaller) Call(_ context.Context, _ string, data []byte, _ ...wire.CallOption) (*wire.Reply, error) {
