@@ -4,8 +4,79 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+)
+
+// declareBudget is how long a declaration (EnsureStream, EnsureKeyValue,
+// a consumer's durable) keeps retrying JetStream's passing refusals
+// before it fails with the last one, unless its ctx ends sooner.
+const declareBudget = 30 * time.Second
+
+// declareAttempt bounds each try of a declaration (jetstream's default API
+// timeout), so that a request lost in an election is tried again even
+// under a caller's longer deadline.
+const declareAttempt = 5 * time.Second
+
+// declaring runs declare until it succeeds, fails for good, ctx ends or
+// declareBudget is spent. A cluster that has just started, or whose meta
+// leader is moving, answers a declaration late or with "temporarily
+// unavailable" for a few seconds, more on a loaded machine; failing the
+// start-up on that would make every service's start a race with the
+// cluster's elections. Declarations are idempotent, so trying again after
+// a time-out that did reach the server is safe. Errors that will not pass
+// (a config the server refuses, JetStream not enabled) return at
+// once.
+func declaring(ctx context.Context, declare func(context.Context) error) error {
+	deadline := time.Now().Add(declareBudget)
+	wait := 100 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, declareAttempt)
+		err := declare(actx)
+		cancel()
+		if err == nil || !passing(ctx, err) || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// passing reports whether err is a JetStream refusal that passes once the
+// cluster has its leaders: a request that timed out while ctx is still
+// live (the per-call API timeout), "JetStream system temporarily
+// unavailable" (no meta leader) or "cluster can not handle request" (a
+// leader stepping down).
+func passing(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jsErrClusterNotAvailable, jsErrClusterNotLeader:
+			return true
+		}
+	}
+	return false
+}
+
+// JetStream API error codes (nats-server's errors.json) that nats.go does
+// not name.
+const (
+	jsErrClusterNotAvailable jetstream.ErrorCode = 10008 // JSClusterNotAvailErr
+	jsErrClusterNotLeader    jetstream.ErrorCode = 10009 // JSClusterNotLeaderErr
 )
 
 // Replication is how many copies of each stream and bucket the services
@@ -50,8 +121,17 @@ func (r Replication) KeyValue(cfg jetstream.KeyValueConfig) jetstream.KeyValueCo
 // cfg asks for (an operator's `nats stream edit --replicas 5` survives
 // restarts), and its placement when cfg names none. Changes the server
 // cannot make (a different storage type, say) are errors naming the
-// stream.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+// stream. While the cluster is electing leaders it retries for up to 30
+// seconds (within ctx) before failing.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (s jetstream.Stream, err error) {
+	err = declaring(ctx, func(ctx context.Context) error {
+		s, err = ensureStream(ctx, js, cfg)
+		return err
+	})
+	return s, err
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	existing, err := js.Stream(ctx, cfg.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err := js.CreateStream(ctx, cfg)
@@ -83,8 +163,17 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 // EnsureKeyValue declares a key-value bucket from code: it creates the
 // bucket when it is missing, and otherwise leaves it as it is (an operator
 // may have changed its limits) but for its replicas, which are raised to
-// cfg.Replicas when the bucket has fewer.
-func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+// cfg.Replicas when the bucket has fewer. Like EnsureStream, it retries
+// while the cluster is electing leaders.
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (kv jetstream.KeyValue, err error) {
+	err = declaring(ctx, func(ctx context.Context) error {
+		kv, err = ensureKeyValue(ctx, js, cfg)
+		return err
+	})
+	return kv, err
+}
+
+func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		if err = raiseReplicas(ctx, js, "KV_"+cfg.Bucket, cfg.Replicas); err == nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/devloop/switchboard/embedded/embeddedtest"
@@ -141,5 +142,86 @@ func TestReplicationFillsOnlyWhatTheConfigLeavesOpen(t *testing.T) {
 	}
 	if zero := (messaging.Replication{}).KeyValue(jetstream.KeyValueConfig{Bucket: "C"}); zero.Replicas != 1 || zero.Placement != nil {
 		t.Errorf("zero Replication = %+v, want one replica and no placement", zero)
+	}
+}
+
+// A service that starts with its cluster declares its streams while the
+// cluster is still electing a meta leader, which refuses for a while with
+// "JetStream system temporarily unavailable" or lets the request time out.
+// EnsureStream waits that out instead of failing the start-up.
+func TestEnsureStreamWaitsForTheClustersLeader(t *testing.T) {
+	cl := embeddedtest.NewCluster(t, 3)
+	cl.Start(0) // one node of three: no meta leader until another joins
+	nc := cl.ConnectNode(0, "declarer")
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Watch the declaration's API requests, to start the other nodes
+	// only once it has been refused and tried again.
+	requests := make(chan struct{}, 100)
+	watch, err := nc.Subscribe("$JS.API.STREAM.*.ORDERS", func(*nats.Msg) { requests <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg := jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Storage: jetstream.FileStorage, Replicas: 3}
+	done := make(chan error, 1)
+	go func() {
+		_, err := messaging.EnsureStream(ctx, js, cfg)
+		done <- err
+	}()
+	for seen := 0; seen < 2; {
+		select {
+		case <-requests:
+			seen++
+		case err := <-done:
+			t.Fatalf("EnsureStream returned before the cluster had a leader: %v", err)
+		case <-ctx.Done():
+			t.Fatal("EnsureStream did not try twice within 60s")
+		}
+	}
+	cl.Start(1)
+	cl.Start(2)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("EnsureStream once the cluster has a leader: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("EnsureStream did not return within 60s")
+	}
+	s, err := js.Stream(ctx, "ORDERS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.CachedInfo().Config.Replicas; r != 3 {
+		t.Fatalf("ORDERS has %d replicas, want 3", r)
+	}
+}
+
+// Refusals that will not pass are not retried: a config the server
+// cannot apply fails at once.
+func TestEnsureStreamFailsAtOnceOnARefusedConfig(t *testing.T) {
+	srv := startServer(t)
+	js, err := jetstream.New(connect(t, srv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Replicas 3 on a server that is not clustered.
+	_, err = messaging.EnsureStream(ctx, js, jetstream.StreamConfig{Name: "R3", Subjects: []string{"r3.>"}, Replicas: 3})
+	if err == nil {
+		t.Fatal("EnsureStream with 3 replicas on one server succeeded, want an error")
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("EnsureStream retried a refusal that will not pass until its ctx ended: %v", err)
 	}
 }

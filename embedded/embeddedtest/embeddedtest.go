@@ -117,22 +117,43 @@ type Cluster struct {
 // has a JetStream leader, shut down when the test ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	c := NewCluster(t, n)
+	for i := range n {
+		c.Start(i)
+	}
+	c.WaitForLeader()
+	return c
+}
+
+// NewCluster lays out an n-node cluster (addresses and stores) without
+// starting any node, for a test that starts them one by one with Start;
+// the nodes it starts are shut down when the test ends.
+func NewCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t, name: "test-cluster", nodes: make([]*embedded.Server, n)}
 	for range n {
 		c.dirs = append(c.dirs, t.TempDir())
 		c.clients = append(c.clients, testkit.FreeAddr(t))
 		c.routes = append(c.routes, testkit.FreeAddr(t))
 	}
-	for i := range n {
-		c.Start(i)
-	}
 	t.Cleanup(func() {
 		for i := range c.nodes {
 			c.Stop(i)
 		}
 	})
-	c.WaitForLeader()
 	return c
+}
+
+// ConnectNode opens a TCP connection to node i alone, closed when the
+// test ends.
+func (c *Cluster) ConnectNode(i int, name string) *nats.Conn {
+	c.t.Helper()
+	nc, err := nats.Connect("nats://"+c.clients[i], nats.Name(name))
+	if err != nil {
+		c.t.Fatalf("connect to node %d: %v", i, err)
+	}
+	c.t.Cleanup(nc.Close)
+	return nc
 }
 
 // Start starts node i (again), on its addresses and store.
