@@ -138,7 +138,7 @@ func Typed[Req, Resp any](name string, fn func(ctx context.Context, req Req) (Re
 		if err != nil {
 			return nil, err
 		}
-		data, err := jsonv2.Marshal(resp, jsonv1.DefaultOptionsV1()) // encoding/json's output, faster
+		data, err := jsonv1.Marshal(resp) // encoding/json's output, faster
 		if err != nil {
 			return nil, fmt.Errorf("encode %T response: %w", resp, err)
 		}
