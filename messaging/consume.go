@@ -267,7 +267,7 @@ func newConsumer(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig
 	c.base, c.cancel = context.WithCancel(context.Background())
 	// Until Stop is over: what it hands back is kept alive until nak'ed.
 	go c.held.keepAlive(c.base)
-	if err := declaring(ctx, c.declare); err != nil {
+	if err := declaringErr(ctx, c.declare); err != nil {
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			c.cancel()
 			return nil, err

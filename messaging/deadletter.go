@@ -306,7 +306,7 @@ func (d *DeadLetters) ReplayAll(ctx context.Context, q DeadLetterQuery, resubmit
 // an existing one is left exactly as it is (an operator's settings stay,
 // and a consumer needs no right to change it).
 func createStreamIfMissing(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
-	return declaring(ctx, func(ctx context.Context) error { return createStreamOnce(ctx, js, cfg) })
+	return declaringErr(ctx, func(ctx context.Context) error { return createStreamOnce(ctx, js, cfg) })
 }
 
 func createStreamOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {

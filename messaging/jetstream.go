@@ -29,25 +29,31 @@ const declareAttempt = 5 * time.Second
 // a time-out that did reach the server is safe. Errors that will not pass
 // (a config the server refuses, JetStream not enabled) return at
 // once.
-func declaring(ctx context.Context, declare func(context.Context) error) error {
+func declaring[T any](ctx context.Context, declare func(context.Context) (T, error)) (T, error) {
 	deadline := time.Now().Add(declareBudget)
 	wait := 100 * time.Millisecond
 	for {
 		actx, cancel := context.WithTimeout(ctx, declareAttempt)
-		err := declare(actx)
+		v, err := declare(actx)
 		cancel()
 		if err == nil || !passing(ctx, err) || time.Now().Add(wait).After(deadline) {
-			return err
+			return v, err
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return v, err
 		case <-t.C:
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
+}
+
+// declaringErr is declaring for a declaration that returns only an error.
+func declaringErr(ctx context.Context, declare func(context.Context) error) error {
+	_, err := declaring(ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, declare(ctx) })
+	return err
 }
 
 // passing reports whether err is a JetStream refusal that passes once the
@@ -123,12 +129,8 @@ func (r Replication) KeyValue(cfg jetstream.KeyValueConfig) jetstream.KeyValueCo
 // cannot make (a different storage type, say) are errors naming the
 // stream. While the cluster is electing leaders it retries for up to 30
 // seconds (within ctx) before failing.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (s jetstream.Stream, err error) {
-	err = declaring(ctx, func(ctx context.Context) error {
-		s, err = ensureStream(ctx, js, cfg)
-		return err
-	})
-	return s, err
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return declaring(ctx, func(ctx context.Context) (jetstream.Stream, error) { return ensureStream(ctx, js, cfg) })
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
@@ -165,12 +167,8 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 // may have changed its limits) but for its replicas, which are raised to
 // cfg.Replicas when the bucket has fewer. Like EnsureStream, it retries
 // while the cluster is electing leaders.
-func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (kv jetstream.KeyValue, err error) {
-	err = declaring(ctx, func(ctx context.Context) error {
-		kv, err = ensureKeyValue(ctx, js, cfg)
-		return err
-	})
-	return kv, err
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	return declaring(ctx, func(ctx context.Context) (jetstream.KeyValue, error) { return ensureKeyValue(ctx, js, cfg) })
 }
 
 func ensureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
