@@ -2,6 +2,7 @@ package users_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -111,7 +112,11 @@ func TestCachedGet(t *testing.T) {
 			// The delete, with its reply's position: the gets below
 			// carry it, and count in the cache's stats once the feed
 			// has delivered it (before, the leader answers them).
-			reply, err := c.Call(ctx, contract.SubjectDelete, []byte(`{"id":"`+u.ID+`","version":2}`))
+			body, err := json.Marshal(contract.DeleteRequest{ID: u.ID, Version: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reply, err := c.Call(ctx, contract.SubjectDelete, body)
 			if err != nil {
 				t.Fatal(err)
 			}
