@@ -59,6 +59,9 @@ type benchEnv struct {
 	// the users store.
 	cacheStats func() cache.Stats
 	svc        *users.Service // nil when the service runs in another process
+	// profile, when set, starts a CPU profile of the service's process
+	// for one case (benchProfileEnv).
+	profile func(testing.TB) (stop func())
 }
 
 // BenchmarkUsers compares users.get (one hot key) and users.create with
@@ -146,6 +149,9 @@ func BenchmarkUsers(b *testing.B) {
 					before = env.cacheStats()
 				}
 				base, ours := tc.sides(b, env)
+				if env.profile != nil {
+					defer env.profile(b)()
+				}
 				benchload.Compare(b, tc.c, tc.n, base, ours, env.cpu)
 				if env.cacheStats != nil {
 					b.ReportMetric(benchStatsSince(before, env.cacheStats()).HitRatio(), "hit-ratio")
@@ -422,7 +428,7 @@ func benchStartDeploy(top *testing.B) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb, err := benchRunUsers(top, bins[1], url, filepath.Join(dir, "data"))
+	sb, profile, err := benchRunUsers(top, bins[1], url, filepath.Join(dir, "data"))
 	if err != nil {
 		return nil, err
 	}
@@ -450,6 +456,7 @@ func benchStartDeploy(top *testing.B) (*benchEnv, error) {
 		return nil
 	}}
 	env.cpu = benchSumCPU(ns, sb, echo)
+	env.profile = profile
 	return env, nil
 }
 

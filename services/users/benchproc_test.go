@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,9 +200,75 @@ func benchStartNATS(top testing.TB, bin, storeDir string) (*benchProc, string, e
 	return p, url, nil
 }
 
+// benchProfileEnv names a folder: when it is set, the deployment
+// benchmarks write a CPU and an allocation profile of the `switchboard run
+// users` process for each case there (<case>.cpu.pprof,
+// <case>.allocs.pprof), fetched from its net/http/pprof during the case.
+// Read one with go tool pprof -top.
+const benchProfileEnv = "SWITCHBOARD_BENCH_PROFILE"
+
 // benchRunUsers runs `switchboard run users` against natsURL and waits for
-// its ready banner.
-func benchRunUsers(top testing.TB, bin, natsURL, dataDir string) (*benchProc, error) {
-	return benchStartProc(top, "switchboard run users", " is ready", bin, "run", "users",
-		"--nats-url", natsURL, "--data-dir", dataDir, "--http-listen", "127.0.0.1:0", "--log-level", "error")
+// its ready banner. Under benchProfileEnv it serves pprof, and its
+// profile function starts a case's profiles (benchProfile); otherwise
+// profile is nil.
+func benchRunUsers(top testing.TB, bin, natsURL, dataDir string) (p *benchProc, profile func(testing.TB) (stop func()), err error) {
+	opsAddr := "127.0.0.1:0"
+	args := []string{"run", "users", "--nats-url", natsURL, "--data-dir", dataDir, "--log-level", "error"}
+	dir := os.Getenv(benchProfileEnv)
+	if dir != "" {
+		opsAddr = testkit.FreeAddr(top)
+		args = append(args, "--pprof", "on")
+	}
+	args = append(args, "--http-listen", opsAddr)
+	p, err = benchStartProc(top, "switchboard run users", " is ready", bin, args...)
+	if err != nil || dir == "" {
+		return p, nil, err
+	}
+	return p, func(b testing.TB) func() { return benchProfile(b, "http://"+opsAddr, dir) }, nil
+}
+
+// benchProfileSeconds is how long a case's profiles run, from the case's
+// start: net/http/pprof profiles for a fixed time, and a request cancelled
+// early gets nothing. The get and create cases run longer.
+const benchProfileSeconds = 15
+
+// benchProfile starts a CPU profile and an allocation profile (the
+// allocations made in that time) of the process whose ops HTTP server is
+// at opsURL, and returns a function that waits for them and writes them to
+// dir/<b's name>.{cpu,allocs}.pprof.
+func benchProfile(b testing.TB, opsURL, dir string) (stop func()) {
+	base := filepath.Join(dir, strings.NewReplacer("/", "_", "=", "").Replace(b.Name()))
+	kinds := map[string]string{"cpu": "profile", "allocs": "allocs"}
+	done := make(chan error, len(kinds))
+	for kind, path := range kinds {
+		go func() {
+			done <- benchFetch(fmt.Sprintf("%s/debug/pprof/%s?seconds=%d", opsURL, path, benchProfileSeconds), base+"."+kind+".pprof")
+		}()
+	}
+	return func() {
+		for range kinds {
+			if err := <-done; err != nil {
+				b.Logf("profile: %v", err)
+			}
+		}
+		b.Logf("profiles of switchboard run users: %s.{cpu,allocs}.pprof", base)
+	}
+}
+
+// benchFetch writes the body of a GET of url to the file name.
+func benchFetch(url, name string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }

@@ -107,7 +107,7 @@ func BenchmarkUsersScale(b *testing.B) {
 			fillRate = float64(len(filled)) / time.Since(start).Seconds()
 		}
 		b.Run(fmt.Sprintf("users=%d", size), func(b *testing.B) {
-			sb, err := benchRunUsers(b, sbBin, url, filepath.Join(dir, "data"))
+			sb, _, err := benchRunUsers(b, sbBin, url, filepath.Join(dir, "data"))
 			if err != nil {
 				b.Fatal(err)
 			}
