@@ -258,13 +258,13 @@ func (b *batcher) call(ctx context.Context, ds []*Delivery) (err error) {
 			c.m.handled(len(ds), redelivered, time.Since(start))
 		}()
 	}
-	ctx = withLogScope(ctx, c.logger, func() []any {
+	ctx = withLogScope(ctx, c.logger, attrsFunc(func() []any {
 		return []any{
 			slog.Uint64("first_seq", ds[0].StreamSeq),
 			slog.Uint64("last_seq", ds[len(ds)-1].StreamSeq),
 			slog.Int("batch", len(ds)),
 		}
-	})
+	}))
 	defer func() {
 		if v := recover(); v != nil {
 			err = Permanent(panicked(ctx, v))

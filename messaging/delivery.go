@@ -107,7 +107,7 @@ func (d *Delivery) logAttrs() []any {
 func logDeliveries(logger *slog.Logger) DeliveryMiddleware {
 	return func(next DeliveryHandler) DeliveryHandler {
 		return func(ctx context.Context, d *Delivery) error {
-			ctx = withLogScope(ctx, logger, d.logAttrs)
+			ctx = withLogScope(ctx, logger, d)
 			err := next(ctx, d)
 			if err == nil && logger.Enabled(ctx, slog.LevelDebug) {
 				LoggerFrom(ctx).Debug("handled")

@@ -134,7 +134,11 @@ func Typed[Req, Resp any](name string, fn func(ctx context.Context, req Req) (Re
 		if err := validate(&req); err != nil {
 			return nil, err
 		}
-		resp, err := fn(context.WithValue(ctx, requestKey{}, r), req)
+		if got, _ := RequestFromContext(ctx); got != r {
+			// Not below Logging, whose request scope answers for r.
+			ctx = context.WithValue(ctx, requestKey{}, r)
+		}
+		resp, err := fn(ctx, req)
 		if err != nil {
 			return nil, err
 		}

@@ -33,6 +33,7 @@ type Request struct {
 	Reply string
 
 	replyHeader wire.Header // set by SetReplyHeader
+	sc          requestScope
 }
 
 // Caller names who sent the request, as far as the connection tells: the
@@ -98,22 +99,85 @@ type loggerKey struct{}
 type lazyLogger struct {
 	once  sync.Once
 	base  *slog.Logger
-	attrs func() []any
+	attrs attrSource
 	sc    trace.SpanContext
 	l     *slog.Logger
 }
 
+// attrSource gives the attributes of a scope's log records. A request
+// scope and a delivery are their own source, so scoping a logger to them
+// costs no closure.
+type attrSource interface{ logAttrs() []any }
+
+// attrsFunc is an attrSource made of a function.
+type attrsFunc func() []any
+
+func (f attrsFunc) logAttrs() []any { return f() }
+
 func (z *lazyLogger) get() *slog.Logger {
-	z.once.Do(func() { z.l = z.base.With(append(z.attrs(), traceAttrs(z.sc)...)...) })
+	z.once.Do(func() { z.l = z.base.With(append(z.attrs.logAttrs(), traceAttrs(z.sc)...)...) })
 	return z.l
 }
 
-// withLogScope puts a logger carrying the attributes attrs returns into
-// ctx, built on first use, with the trace_id and span_id of ctx's span
-// when it has one. Requests, deliveries and batches share it, so all log
-// alike.
-func withLogScope(ctx context.Context, base *slog.Logger, attrs func() []any) context.Context {
+// withLogScope puts a logger carrying the attributes attrs gives into ctx,
+// built on first use, with the trace_id and span_id of ctx's span when it
+// has one. Requests, deliveries and batches share it, so all log alike.
+func withLogScope(ctx context.Context, base *slog.Logger, attrs attrSource) context.Context {
 	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, attrs: attrs, sc: trace.SpanContextFromContext(ctx)})
+}
+
+// requestScope is the context a request's handlers run in below
+// [Logging]: one node that answers for the request itself
+// ([RequestFromContext]), its id and the caller's positions
+// ([wire.RequestID], [wire.PositionsFrom]) and the request-scoped logger
+// ([LoggerFrom]), where a context.WithValue for each would be a node and an
+// allocation each. It lives in the Request, so it costs no allocation of
+// its own.
+type requestScope struct {
+	context.Context
+	req       *Request
+	id        string
+	positions wire.Positions
+	log       lazyLogger
+}
+
+// scope returns r's request scope under ctx, with the request id id, the
+// positions p (nil when the caller sent none) and a logger built on base.
+// A second Logging in one chain gets a scope of its own.
+func (r *Request) scope(ctx context.Context, base *slog.Logger, id string, p wire.Positions) *requestScope {
+	sc := &r.sc
+	if sc.Context != nil {
+		sc = new(requestScope)
+	}
+	sc.Context, sc.req, sc.id, sc.positions = ctx, r, id, p
+	sc.log.base, sc.log.attrs, sc.log.sc = base, sc, trace.SpanContextFromContext(ctx)
+	return sc
+}
+
+// Value answers the request scope's keys and asks the parent context for
+// the others.
+func (c *requestScope) Value(key any) any {
+	switch key.(type) {
+	case requestKey:
+		return c.req
+	case loggerKey:
+		return &c.log
+	}
+	if v, ok := wire.ScopeValue(key, c.id, c.positions); ok {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
+// logAttrs are the attributes of a request's records: service, endpoint,
+// subject and request_id.
+func (c *requestScope) logAttrs() []any {
+	return []any{
+		slog.String("service", c.req.Service),
+		slog.String("endpoint", c.req.Endpoint),
+		slog.String("subject", c.req.Subject),
+		slog.String("request_id", c.id),
+	}
 }
 
 // LoggerFrom returns the request-scoped logger a service puts in a

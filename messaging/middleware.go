@@ -24,23 +24,16 @@ func Logging(logger *slog.Logger) Middleware {
 			if id == "" {
 				id = nuid.Next()
 			}
-			ctx = wire.WithRequestID(ctx, id)
-			attrs := func() []any {
-				return []any{
-					slog.String("service", req.Service),
-					slog.String("endpoint", req.Endpoint),
-					slog.String("subject", req.Subject),
-					slog.String("request_id", id),
-				}
-			}
-			ctx = withLogScope(ctx, logger, attrs)
+			var positions wire.Positions
 			if v := header(req.Header, wire.HeaderAfter); v != "" {
 				p, err := wire.ParsePositions(v)
 				if err != nil {
 					return nil, err
 				}
-				ctx = wire.WithPositions(ctx, p)
+				positions = p
 			}
+			sc := req.scope(ctx, logger, id, positions)
+			ctx = sc
 			resp, err := next.Serve(ctx, req)
 			status := 200
 			level := slog.LevelDebug
@@ -51,7 +44,7 @@ func Logging(logger *slog.Logger) Middleware {
 				}
 			}
 			if logger.Enabled(ctx, level) {
-				attrs := append(append(attrs(), traceAttrs(trace.SpanContextFromContext(ctx))...),
+				attrs := append(append(sc.logAttrs(), traceAttrs(trace.SpanContextFromContext(ctx))...),
 					slog.Duration("duration", time.Since(req.Received)), slog.Int("status", status))
 				if level == slog.LevelError {
 					attrs = append(attrs, slog.String("error", err.Error()))

@@ -73,6 +73,23 @@ func WithPositions(ctx context.Context, p Positions) context.Context {
 	return context.WithValue(ctx, positionsKey{}, p)
 }
 
+// ScopeValue is what a context made by [WithRequestID] with id, and by
+// [WithPositions] with p when p is not nil, answers for key; ok is false
+// for every other key. It lets a server's own context type carry a
+// request's id and positions in one node rather than in one
+// context.WithValue each (messaging's request scope does).
+func ScopeValue(key any, id string, p Positions) (v any, ok bool) {
+	switch key.(type) {
+	case requestIDKey:
+		return id, true
+	case positionsKey:
+		if p != nil {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
 // PositionsFrom returns the positions ctx carries (nil when none).
 func PositionsFrom(ctx context.Context) Positions {
 	p, _ := ctx.Value(positionsKey{}).(Positions)

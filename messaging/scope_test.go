@@ -1,0 +1,91 @@
+package messaging_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/devloop/switchboard/messaging"
+	"github.com/devloop/switchboard/wire"
+)
+
+type parentKey struct{}
+
+// TestRequestScope checks that the one context node Logging puts under a
+// request's handlers answers as the WithValue calls it replaced did: the
+// request, its id, the caller's positions and the scoped logger, with the
+// parent's values and cancellation still reaching the handler. Two
+// Logging layers in one chain each get a scope.
+func TestRequestScope(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	for _, layers := range []int{1, 2} {
+		logs.Reset()
+		req := &messaging.Request{
+			Service: "svc", Endpoint: "ep", Subject: "svc.ep",
+			Header: nats.Header{wire.HeaderRequestID: {"req-1"}, wire.HeaderAfter: {"USERS=7"}},
+		}
+		var seen struct {
+			req       *messaging.Request
+			id        string
+			positions string
+			parent    any
+			cancelled bool
+		}
+		parent, cancelParent := context.WithCancel(context.WithValue(context.Background(), parentKey{}, "parent's"))
+		h := messaging.HandlerFunc(func(ctx context.Context, _ *messaging.Request) (*wire.Reply, error) {
+			seen.req, _ = messaging.RequestFromContext(ctx)
+			seen.id = wire.RequestID(ctx)
+			seen.positions = wire.PositionsFrom(ctx).String()
+			seen.parent = ctx.Value(parentKey{})
+			messaging.LoggerFrom(ctx).Info("in the handler")
+			// A context made under the scope still hears the parent's
+			// cancellation.
+			child, stop := context.WithCancel(ctx)
+			defer stop()
+			cancelParent()
+			select {
+			case <-child.Done():
+				seen.cancelled = true
+			case <-time.After(5 * time.Second):
+			}
+			return &wire.Reply{}, nil
+		})
+		mw := []messaging.Middleware{}
+		for range layers {
+			mw = append(mw, messaging.Logging(logger))
+		}
+		if _, err := messaging.Chain(h, mw...).Serve(parent, req); err != nil {
+			t.Fatalf("%d layers: Serve: %v", layers, err)
+		}
+		if seen.req != req || seen.id != "req-1" || seen.positions != "USERS=7" || seen.parent != "parent's" || !seen.cancelled {
+			t.Errorf("%d layers: the handler saw %+v", layers, seen)
+		}
+		if got := logs.String(); !strings.Contains(got, "request_id=req-1") || !strings.Contains(got, "endpoint=ep") {
+			t.Errorf("%d layers: the scoped logger wrote %q, want the request's attributes", layers, got)
+		}
+	}
+}
+
+// TestRequestScopeWithoutPositions: a request without an After header
+// leaves the parent's positions visible, as before.
+func TestRequestScopeWithoutPositions(t *testing.T) {
+	parent := wire.WithPositions(context.Background(), wire.Positions{"ORDERS": 3})
+	var got string
+	h := messaging.HandlerFunc(func(ctx context.Context, _ *messaging.Request) (*wire.Reply, error) {
+		got = wire.PositionsFrom(ctx).String()
+		return &wire.Reply{}, nil
+	})
+	req := &messaging.Request{Header: nats.Header{}}
+	if _, err := messaging.Chain(h, messaging.Logging(slog.New(slog.DiscardHandler))).Serve(parent, req); err != nil {
+		t.Fatal(err)
+	}
+	if got != "ORDERS=3" {
+		t.Fatalf("positions = %q, want the parent's ORDERS=3", got)
+	}
+}
