@@ -33,6 +33,9 @@ type Client struct {
 	// (nil: no session), sent with every call so that a read sees them.
 	mu      sync.Mutex
 	session wire.Positions
+	// sessionAfter is session.String(), kept so that calls made with no
+	// positions of their own reuse it until a write advances the session.
+	sessionAfter string
 }
 
 // ClientOption tunes a Client.
@@ -180,6 +183,9 @@ func (c *Client) after(ctx context.Context) string {
 		}
 		return p.String()
 	}
+	if len(p) == 0 {
+		return c.sessionAfter
+	}
 	all := wire.Positions{}
 	all.Merge(c.session)
 	all.Merge(p)
@@ -198,8 +204,9 @@ func (c *Client) saw(h nats.Header) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.session != nil {
+	if c.session != nil && seq > c.session[stream] {
 		c.session.Advance(stream, seq)
+		c.sessionAfter = c.session.String()
 	}
 }
 

@@ -146,7 +146,9 @@ func Typed[Req, Resp any](name string, fn func(ctx context.Context, req Req) (Re
 		if err != nil {
 			return nil, fmt.Errorf("encode %T response: %w", resp, err)
 		}
-		return &wire.Reply{Header: r.replyHeader, Data: data}, nil
+		reply := r.newReply()
+		reply.Header, reply.Data = r.replyHeader, data
+		return reply, nil
 	})
 	schemas := map[string]string{
 		"request_schema":  schemaOf[Req](),

@@ -33,7 +33,23 @@ type Request struct {
 	Reply string
 
 	replyHeader wire.Header // set by SetReplyHeader
-	sc          requestScope
+	// What a request's handling needs once, kept here so that a request
+	// costs one allocation for all of them: the context nodes of Logging
+	// and Deadline and a typed handler's reply.
+	sc      requestScope
+	dl      deadlineCtx
+	reply   wire.Reply
+	replied bool
+}
+
+// newReply returns the request's reply to fill in: its own the first
+// time, a new one after (a middleware that calls its handler twice).
+func (r *Request) newReply() *wire.Reply {
+	if r.replied {
+		return new(wire.Reply)
+	}
+	r.replied = true
+	return &r.reply
 }
 
 // Caller names who sent the request, as far as the connection tells: the

@@ -96,7 +96,11 @@ func Deadline(max time.Duration) Middleware {
 			if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 				deadline = d
 			}
-			dctx := &deadlineCtx{Context: ctx, deadline: deadline}
+			dctx := &req.dl
+			if dctx.Context != nil {
+				dctx = new(deadlineCtx) // a second Deadline in one chain
+			}
+			dctx.Context, dctx.deadline = ctx, deadline
 			defer dctx.release()
 			return next.Serve(dctx, req)
 		})
@@ -104,7 +108,8 @@ func Deadline(max time.Duration) Middleware {
 }
 
 // deadlineCtx is context.WithDeadline whose timer starts when Done is
-// first called, not when it is made.
+// first called, not when it is made. A request's lives in its Request, so
+// it costs no allocation of its own.
 type deadlineCtx struct {
 	context.Context
 	deadline time.Time

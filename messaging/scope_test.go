@@ -3,6 +3,7 @@ package messaging_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -87,5 +88,41 @@ func TestRequestScopeWithoutPositions(t *testing.T) {
 	}
 	if got != "ORDERS=3" {
 		t.Fatalf("positions = %q, want the parent's ORDERS=3", got)
+	}
+}
+
+// TestRequestStateTwice: a request keeps its deadline context and its
+// typed reply in the Request, once; two Deadline layers, and a middleware
+// that calls its handler twice, each still get their own.
+func TestRequestStateTwice(t *testing.T) {
+	type echo struct {
+		N int `json:"n"`
+	}
+	calls := 0
+	ep := messaging.Typed("echo", func(ctx context.Context, in echo) (echo, error) {
+		calls++
+		if _, ok := ctx.Deadline(); !ok {
+			return echo{}, errors.New("no deadline")
+		}
+		return echo{N: in.N + calls}, nil
+	})
+	var first *wire.Reply
+	twice := func(next messaging.Handler) messaging.Handler {
+		return messaging.HandlerFunc(func(ctx context.Context, r *messaging.Request) (*wire.Reply, error) {
+			var err error
+			if first, err = next.Serve(ctx, r); err != nil {
+				return nil, err
+			}
+			return next.Serve(ctx, r)
+		})
+	}
+	h := messaging.Chain(messaging.EndpointHandler(ep), messaging.Deadline(time.Minute), messaging.Deadline(time.Hour), twice)
+	req := &messaging.Request{Data: []byte(`{"n":10}`), Received: time.Now()}
+	second, err := h.Serve(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second || string(first.Data) != `{"n":11}` || string(second.Data) != `{"n":12}` {
+		t.Fatalf("replies %p %q and %p %q, want two of their own", first, first.Data, second, second.Data)
 	}
 }

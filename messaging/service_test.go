@@ -649,6 +649,10 @@ func TestClientSessionCarriesPositions(t *testing.T) {
 		t.Fatalf("a fresh client sent positions %q", got)
 	}
 	call(t.Context(), "write")
+	call(t.Context(), "read")
+	if got := <-seen; got != "THINGS=41" {
+		t.Fatalf("positions = %q, want the session's", got)
+	}
 	call(wire.WithPositions(t.Context(), wire.Positions{"OTHER": 5}), "read")
 	if got := <-seen; got != "OTHER=5,THINGS=41" {
 		t.Fatalf("positions = %q, want the session's and the context's", got)
