@@ -151,21 +151,21 @@ func withLogScope(ctx context.Context, base *slog.Logger, attrs attrSource) cont
 // its own.
 type requestScope struct {
 	context.Context
-	req       *Request
-	id        string
-	positions wire.Positions
-	log       lazyLogger
+	req   *Request
+	id    string
+	after wire.AfterHeader // the caller's positions
+	log   lazyLogger
 }
 
-// scope returns r's request scope under ctx, with the request id id, the
-// positions p (nil when the caller sent none) and a logger built on base.
-// A second Logging in one chain gets a scope of its own.
-func (r *Request) scope(ctx context.Context, base *slog.Logger, id string, p wire.Positions) *requestScope {
+// scope returns r's request scope under ctx, with the request id id and a
+// logger built on base; the caller sets its positions. A second Logging in
+// one chain gets a scope of its own.
+func (r *Request) scope(ctx context.Context, base *slog.Logger, id string) *requestScope {
 	sc := &r.sc
 	if sc.Context != nil {
 		sc = new(requestScope)
 	}
-	sc.Context, sc.req, sc.id, sc.positions = ctx, r, id, p
+	sc.Context, sc.req, sc.id = ctx, r, id
 	sc.log.base, sc.log.attrs, sc.log.sc = base, sc, trace.SpanContextFromContext(ctx)
 	return sc
 }
@@ -179,7 +179,7 @@ func (c *requestScope) Value(key any) any {
 	case loggerKey:
 		return &c.log
 	}
-	if v, ok := wire.ScopeValue(key, c.id, c.positions); ok {
+	if v, ok := wire.ScopeValue(key, c.id, &c.after); ok {
 		return v
 	}
 	return c.Context.Value(key)

@@ -24,15 +24,12 @@ func Logging(logger *slog.Logger) Middleware {
 			if id == "" {
 				id = nuid.Next()
 			}
-			var positions wire.Positions
+			sc := req.scope(ctx, logger, id)
 			if v := header(req.Header, wire.HeaderAfter); v != "" {
-				p, err := wire.ParsePositions(v)
-				if err != nil {
+				if err := sc.after.Set(v); err != nil {
 					return nil, err
 				}
-				positions = p
 			}
-			sc := req.scope(ctx, logger, id, positions)
 			ctx = sc
 			resp, err := next.Serve(ctx, req)
 			status := 200

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Positions are stream sequences, by stream name: how far a caller has
@@ -19,19 +20,40 @@ type Positions map[string]uint64
 // ParsePositions reads a HeaderAfter value: "USERS=12,ORDERS=7".
 func ParsePositions(v string) (Positions, error) {
 	p := Positions{}
-	for part := range strings.SplitSeq(v, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
+	for rest, more := v, true; more; {
+		var stream string
+		var seq uint64
+		var ok bool
+		stream, seq, rest, more, ok = cutPosition(rest)
+		if !ok {
+			return nil, badPositions(v)
 		}
-		stream, seq, ok := strings.Cut(part, "=")
-		n, err := strconv.ParseUint(seq, 10, 64)
-		if !ok || stream == "" || err != nil {
-			return nil, NewError(CodeBadRequest, fmt.Sprintf("%s header %q: want stream=sequence pairs separated by commas", HeaderAfter, v))
+		if stream != "" {
+			p.Advance(stream, seq)
 		}
-		p.Advance(stream, n)
 	}
 	return p, nil
+}
+
+// cutPosition reads the first "stream=sequence" pair of v and returns the
+// rest after its comma (more is false when there was none). An empty pair
+// gives an empty stream; a malformed one, ok false.
+func cutPosition(v string) (stream string, seq uint64, rest string, more, ok bool) {
+	part, rest, more := strings.Cut(v, ",")
+	part = strings.TrimSpace(part)
+	if part == "" {
+		return "", 0, rest, more, true
+	}
+	stream, num, found := strings.Cut(part, "=")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if !found || stream == "" || err != nil {
+		return "", 0, rest, more, false
+	}
+	return stream, n, rest, more, true
+}
+
+func badPositions(v string) error {
+	return NewError(CodeBadRequest, fmt.Sprintf("%s header %q: want stream=sequence pairs separated by commas", HeaderAfter, v))
 }
 
 // Advance records that stream was seen up to seq.
@@ -73,18 +95,63 @@ func WithPositions(ctx context.Context, p Positions) context.Context {
 	return context.WithValue(ctx, positionsKey{}, p)
 }
 
+// AfterHeader is a checked HeaderAfter value, for a server's own context
+// type to carry (see [ScopeValue]). [After] reads one stream's position
+// from its text without building a map; [PositionsFrom] builds the map on
+// first use. The zero value carries no positions.
+type AfterHeader struct {
+	raw  string
+	once sync.Once
+	p    Positions
+}
+
+// Set checks v and makes h carry it; a malformed v is an error that
+// matches ErrBadRequest, and leaves h as it was. Set h once, before the
+// context that carries it is used.
+func (h *AfterHeader) Set(v string) error {
+	for rest, more := v, true; more; {
+		var ok bool
+		_, _, rest, more, ok = cutPosition(rest)
+		if !ok {
+			return badPositions(v)
+		}
+	}
+	h.raw = v
+	return nil
+}
+
+// positions is h's map, made on first use.
+func (h *AfterHeader) positions() Positions {
+	h.once.Do(func() { h.p, _ = ParsePositions(h.raw) })
+	return h.p
+}
+
+// after is h's position of stream, read from its text.
+func (h *AfterHeader) after(stream string) uint64 {
+	var pos uint64
+	for rest, more := h.raw, true; more; {
+		var s string
+		var seq uint64
+		s, seq, rest, more, _ = cutPosition(rest)
+		if s == stream && seq > pos {
+			pos = seq
+		}
+	}
+	return pos
+}
+
 // ScopeValue is what a context made by [WithRequestID] with id, and by
-// [WithPositions] with p when p is not nil, answers for key; ok is false
-// for every other key. It lets a server's own context type carry a
-// request's id and positions in one node rather than in one
-// context.WithValue each (messaging's request scope does).
-func ScopeValue(key any, id string, p Positions) (v any, ok bool) {
+// [WithPositions] with after's positions when after carries some, answers
+// for key; ok is false for every other key. It lets a server's own
+// context type carry a request's id and positions in one node rather than
+// in one context.WithValue each (messaging's request scope does).
+func ScopeValue(key any, id string, after *AfterHeader) (v any, ok bool) {
 	switch key.(type) {
 	case requestIDKey:
 		return id, true
 	case positionsKey:
-		if p != nil {
-			return p, true
+		if after != nil && after.raw != "" {
+			return after, true
 		}
 	}
 	return nil, false
@@ -92,12 +159,23 @@ func ScopeValue(key any, id string, p Positions) (v any, ok bool) {
 
 // PositionsFrom returns the positions ctx carries (nil when none).
 func PositionsFrom(ctx context.Context) Positions {
-	p, _ := ctx.Value(positionsKey{}).(Positions)
-	return p
+	switch v := ctx.Value(positionsKey{}).(type) {
+	case Positions:
+		return v
+	case *AfterHeader:
+		return v.positions()
+	}
+	return nil
 }
 
 // After is the position of stream that ctx must be answered as of (0 when
 // none).
 func After(ctx context.Context, stream string) uint64 {
-	return PositionsFrom(ctx)[stream]
+	switch v := ctx.Value(positionsKey{}).(type) {
+	case Positions:
+		return v[stream]
+	case *AfterHeader:
+		return v.after(stream)
+	}
+	return 0
 }
