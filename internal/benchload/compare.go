@@ -44,6 +44,60 @@ func Compare(b *testing.B, c, n int, baseline, ours Side, cpu func() (time.Durat
 	reportPair(b, baseline.Name, ours.Name, bs, os)
 }
 
+// Part is one process of a set-up, whose CPU [CompareParts] reports apart.
+type Part struct {
+	Name string
+	CPU  func() (time.Duration, bool)
+}
+
+// CompareParts is [Compare] for a set-up of several processes: besides
+// the total, it reports each part's CPU per call
+// ("base.X-cpu-<part>-µs/op", "ours.Y-cpu-<part>-µs/op"), so that a gap
+// is placed in the process where it is spent. The total is the sum of
+// the parts.
+func CompareParts(b *testing.B, c, n int, baseline, ours Side, parts []Part) {
+	b.Helper()
+	// measureCalls reads cpu once before its calls and once after; the
+	// parts' readings of the last two reads are one round's.
+	var reads [][]time.Duration
+	cpu := func() (time.Duration, bool) {
+		read := make([]time.Duration, len(parts))
+		var total time.Duration
+		ok := true
+		for i, p := range parts {
+			d, pok := p.CPU()
+			read[i], total, ok = d, total+d, ok && pok
+		}
+		reads = append(reads, read)
+		return total, ok
+	}
+	spent := make(map[string][]time.Duration) // by side, per part
+	round := func(side string) {
+		before, after := reads[len(reads)-2], reads[len(reads)-1]
+		if spent[side] == nil {
+			spent[side] = make([]time.Duration, len(parts))
+		}
+		for i := range parts {
+			spent[side][i] += after[i] - before[i]
+		}
+	}
+	const rounds = 3
+	var base, mine []result
+	for range rounds {
+		base = append(base, measure(b, c, n/rounds, baseline.Call, cpu))
+		round("base")
+		mine = append(mine, measure(b, c, n/rounds, ours.Call, cpu))
+		round("ours")
+	}
+	bs, os := summarize(base), summarize(mine)
+	reportPair(b, baseline.Name, ours.Name, bs, os)
+	calls := time.Duration(max(rounds*(n/rounds), 1))
+	for i, p := range parts {
+		b.ReportMetric(Micros(spent["base"][i]/calls), BasePrefix+baseline.Name+"-cpu-"+p.Name+"-µs/op")
+		b.ReportMetric(Micros(spent["ours"][i]/calls), OursPrefix+ours.Name+"-cpu-"+p.Name+"-µs/op")
+	}
+}
+
 // Metric units of a comparison. The side's role comes first, so that a
 // reader of the output (internal/benchtable) tells baseline from ours
 // whatever the sides are called: "base.raw-ops/s", "ours.typed-ops/s".

@@ -55,6 +55,9 @@ type benchEnv struct {
 	echo benchload.Side
 	// cpu is the CPU time used by the processes serving and calling.
 	cpu func() (time.Duration, bool)
+	// parts, when set, are those processes one by one, reported apart
+	// (deploy).
+	parts []benchload.Part
 	// cacheStats, when set, reads the counters of the cache in front of
 	// the users store.
 	cacheStats func() cache.Stats
@@ -75,7 +78,9 @@ type benchEnv struct {
 //   - "deploy": three processes, a nats-server, `switchboard run users`,
 //     and this one as the load generator over TCP. users.get is compared
 //     with a raw micro echo served by a fourth process (internal/benchecho)
-//     on the same server.
+//     on the same server. CPU is reported per process too (client, nats,
+//     users, echo: benchload.CompareParts), so that a gap shows where it
+//     is spent.
 //
 // users.create is compared with one plain JetStream publish with a message
 // id (the cost of one round trip to the stream) on the same server. In
@@ -152,7 +157,11 @@ func BenchmarkUsers(b *testing.B) {
 				if env.profile != nil {
 					defer env.profile(b)()
 				}
-				benchload.Compare(b, tc.c, tc.n, base, ours, env.cpu)
+				if env.parts != nil {
+					benchload.CompareParts(b, tc.c, tc.n, base, ours, env.parts)
+				} else {
+					benchload.Compare(b, tc.c, tc.n, base, ours, env.cpu)
+				}
 				if env.cacheStats != nil {
 					b.ReportMetric(benchStatsSince(before, env.cacheStats()).HitRatio(), "hit-ratio")
 				}
@@ -456,6 +465,12 @@ func benchStartDeploy(top *testing.B) (*benchEnv, error) {
 		return nil
 	}}
 	env.cpu = benchSumCPU(ns, sb, echo)
+	env.parts = []benchload.Part{
+		{Name: "client", CPU: benchload.SelfCPU},
+		{Name: "nats", CPU: ns.CPU},
+		{Name: "users", CPU: sb.CPU},
+		{Name: "echo", CPU: echo.CPU},
+	}
 	env.profile = profile
 	return env, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/devloop/switchboard/internal/benchload"
 	"github.com/devloop/switchboard/internal/testkit"
 )
 
@@ -139,6 +140,9 @@ func (p *benchProc) Stop() error {
 
 // PID is the process id, as benchload.ProcessCPU takes it.
 func (p *benchProc) PID() string { return strconv.Itoa(p.cmd.Process.Pid) }
+
+// CPU is the CPU time the process has used.
+func (p *benchProc) CPU() (time.Duration, bool) { return benchload.ProcessCPU(p.PID()) }
 
 // RSS is the process's resident and peak resident memory, in MiB, from
 // /proc (0 where there is none).
