@@ -509,7 +509,8 @@ func (c *Consumer) process(h *heldMsg) {
 		_ = h.msg.Term()
 		return
 	}
-	ctx := context.WithValue(c.base, deliveryKey{}, d)
+	// The chain's logging puts d into the context (deliveryScope).
+	ctx := c.base
 	var span trace.Span
 	if c.tr != nil {
 		ctx, span = c.startSpan(ctx, d)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/devloop/switchboard/wire"
 )
@@ -31,6 +32,46 @@ type Delivery struct {
 	Time    time.Time
 	Header  nats.Header
 	Payload []byte
+
+	sc *deliveryScope // allocated with the Delivery by newDelivery
+}
+
+// deliveryScope is the context a delivery's handlers run in below the
+// consumer's logging: one node that answers for the delivery
+// ([DeliveryFromContext]) and its scoped logger ([LoggerFrom]), where a
+// context.WithValue for each would be a node and an allocation each. It
+// is allocated with its Delivery (a Delivery is copied into an Event, so
+// it holds only a pointer to it).
+type deliveryScope struct {
+	context.Context
+	d   *Delivery
+	log lazyLogger
+}
+
+// Value answers the delivery scope's keys and asks the parent context for
+// the others.
+func (c *deliveryScope) Value(key any) any {
+	switch key.(type) {
+	case deliveryKey:
+		return c.d
+	case loggerKey:
+		return &c.log
+	}
+	return c.Context.Value(key)
+}
+
+// scope returns d's delivery scope under ctx, with a logger built on base:
+// the one allocated with d the first time, a new one after (a second
+// logging layer) or for a Delivery not made by newDelivery (a copy of one,
+// as in an Event, points at its original's scope).
+func (d *Delivery) scope(ctx context.Context, base *slog.Logger) *deliveryScope {
+	sc := d.sc
+	if sc == nil || sc.Context != nil || sc.d != d {
+		sc = new(deliveryScope)
+	}
+	sc.Context, sc.d = ctx, d
+	sc.log.base, sc.log.attrs, sc.log.sc = base, d, trace.SpanContextFromContext(ctx)
+	return sc
 }
 
 // Event is a delivery whose payload was decoded into T.
@@ -68,7 +109,14 @@ func newDelivery(msg jetstream.Msg) (*Delivery, error) {
 		return nil, err
 	}
 	h := msg.Headers()
-	d := &Delivery{
+	// One allocation for the delivery and its scope.
+	both := &struct {
+		d  Delivery
+		sc deliveryScope
+	}{}
+	d := &both.d
+	*d = Delivery{
+		sc:        &both.sc,
 		Subject:   msg.Subject(),
 		Stream:    meta.Stream,
 		Consumer:  meta.Consumer,
@@ -86,6 +134,7 @@ func newDelivery(msg jetstream.Msg) (*Delivery, error) {
 	if d.EventID == "" {
 		d.EventID = fmt.Sprintf("%s:%d", d.Stream, d.StreamSeq)
 	}
+	both.sc.d = d
 	return d, nil
 }
 
@@ -100,14 +149,15 @@ func (d *Delivery) logAttrs() []any {
 	}
 }
 
-// logDeliveries is the consumer side of [Logging]: it scopes a logger with
-// the delivery's subject, sequence, delivery count and event id (built only
-// when something logs) and logs success at Debug. Failures are logged
-// where their outcome is decided (retry or dead letter).
+// logDeliveries is the consumer side of [Logging]: it puts the delivery
+// and a logger scoped with its subject, sequence, delivery count and event
+// id (built only when something logs) into the context, in one node
+// (deliveryScope), and logs success at Debug. Failures are logged where
+// their outcome is decided (retry or dead letter).
 func logDeliveries(logger *slog.Logger) DeliveryMiddleware {
 	return func(next DeliveryHandler) DeliveryHandler {
 		return func(ctx context.Context, d *Delivery) error {
-			ctx = withLogScope(ctx, logger, d)
+			ctx = d.scope(ctx, logger)
 			err := next(ctx, d)
 			if err == nil && logger.Enabled(ctx, slog.LevelDebug) {
 				LoggerFrom(ctx).Debug("handled")
