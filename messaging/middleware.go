@@ -117,6 +117,34 @@ type deadlineCtx struct {
 	timer    *time.Timer
 	stopWait func() bool
 	released bool
+	afters   map[*func()]struct{} // AfterFunc's, until done
+}
+
+// AfterFunc arranges for f to run in its own goroutine once c is done, as
+// context.AfterFunc does, and returns a function that stops that. A
+// context made under c (context.WithCancel, WithTimeout) registers with c
+// this way: without the method, the context package would start a
+// goroutine per such context to wait for c.
+func (c *deadlineCtx) AfterFunc(f func()) (stop func() bool) {
+	c.Done() // arms the timer
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	if c.afters == nil {
+		c.afters = make(map[*func()]struct{})
+	}
+	key := &f
+	c.afters[key] = struct{}{}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.afters[key]
+		delete(c.afters, key)
+		return ok
+	}
 }
 
 func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
@@ -164,6 +192,10 @@ func (c *deadlineCtx) cancelLocked(err error) {
 	}
 	c.err = err
 	close(c.done)
+	for f := range c.afters {
+		go (*f)()
+	}
+	c.afters = nil
 	if c.timer != nil {
 		c.timer.Stop()
 	}

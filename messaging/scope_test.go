@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,54 @@ func TestRequestStateTwice(t *testing.T) {
 	}
 	if first == second || string(first.Data) != `{"n":11}` || string(second.Data) != `{"n":12}` {
 		t.Fatalf("replies %p %q and %p %q, want two of their own", first, first.Data, second, second.Data)
+	}
+}
+
+// TestDeadlineChildren: contexts a handler makes under its deadline
+// register with it rather than each starting a goroutine to wait for it
+// (the deadline context has an AfterFunc method, which the context
+// package looks for), and still end with the deadline, as
+// DeadlineExceeded, or when cancelled.
+func TestDeadlineChildren(t *testing.T) {
+	const children = 50
+	var grew int
+	var errs []error
+	h := messaging.HandlerFunc(func(ctx context.Context, _ *messaging.Request) (*wire.Reply, error) {
+		before := runtime.NumGoroutine()
+		var kept []context.Context
+		for i := range children {
+			child, cancel := context.WithCancel(ctx)
+			if i%2 == 0 {
+				cancel() // stops its registration
+				continue
+			}
+			defer cancel()
+			kept = append(kept, child)
+		}
+		grew = runtime.NumGoroutine() - before
+		for _, child := range kept {
+			select {
+			case <-child.Done():
+				errs = append(errs, child.Err())
+			case <-time.After(5 * time.Second):
+				errs = append(errs, errors.New("not done 5s after its parent's deadline"))
+			}
+		}
+		return &wire.Reply{}, nil
+	})
+	req := &messaging.Request{Received: time.Now()}
+	if _, err := messaging.Chain(h, messaging.Deadline(100*time.Millisecond)).Serve(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if grew >= children/2 {
+		t.Errorf("%d contexts under the deadline started %d goroutines, want them to register instead", children, grew)
+	}
+	for _, err := range errs {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a child ended with %v, want DeadlineExceeded", err)
+		}
+	}
+	if len(errs) != children/2 {
+		t.Fatalf("%d children checked, want %d", len(errs), children/2)
 	}
 }
