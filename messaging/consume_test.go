@@ -148,6 +148,45 @@ func TestConsumeAcksOnSuccess(t *testing.T) {
 	}
 }
 
+// TestConsumeHandlerTimeout: HandlerTimeout bounds one handler call. A
+// handler that waits on its context sees DeadlineExceeded once it
+// passes, its failure is retried like any other, and a handler that
+// finishes in time on the next delivery acks the message.
+func TestConsumeHandlerTimeout(t *testing.T) {
+	srv := startServer(t)
+	js := eventsStream(t, connect(t, srv))
+	errs := make(chan error, 10)
+	var calls atomic.Int64
+	c := consume(t, js, messaging.ConsumerConfig{HandlerTimeout: 100 * time.Millisecond, RetryBase: 10 * time.Millisecond},
+		func(ctx context.Context, _ messaging.Event[thing]) error {
+			if calls.Add(1) > 1 {
+				return nil
+			}
+			start := time.Now()
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			if time.Since(start) >= 10*time.Second {
+				errs <- errors.New("the handler's context did not end within 10s")
+			} else {
+				errs <- ctx.Err()
+			}
+			return ctx.Err()
+		})
+	publishThings(t, js, 0, 1)
+	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the handler's context ended with %v, want DeadlineExceeded", err)
+	}
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		st := c.Stats(t.Context())
+		if calls.Load() != 2 || st.Handled != 1 || st.Retried != 1 || st.AckPending != 0 {
+			return fmt.Errorf("calls %d, stats %+v", calls.Load(), st)
+		}
+		return nil
+	})
+}
+
 func TestConsumeRetriesTransientErrors(t *testing.T) {
 	srv := startServer(t)
 	js := eventsStream(t, connect(t, srv))

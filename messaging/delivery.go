@@ -46,6 +46,9 @@ type deliveryScope struct {
 	context.Context
 	d   *Delivery
 	log lazyLogger
+	// timeout is the handler's deadline (timeoutDeliveries), kept here
+	// for the same reason.
+	timeout deadlineCtx
 }
 
 // Value answers the delivery scope's keys and asks the parent context for
@@ -183,13 +186,26 @@ func recoverDeliveries() DeliveryMiddleware {
 	}
 }
 
-// timeoutDeliveries bounds one handler call.
+// timeoutDeliveries bounds one handler call. It is the request side's
+// deadline context ([Deadline]): its timer starts only when the handler
+// (or a context made under its context) waits on it, so a handler that
+// never does costs no timer.
 func timeoutDeliveries(d time.Duration) DeliveryMiddleware {
 	return func(next DeliveryHandler) DeliveryHandler {
 		return func(ctx context.Context, dl *Delivery) error {
-			ctx, cancel := context.WithTimeout(ctx, d)
-			defer cancel()
-			return next(ctx, dl)
+			var dctx *deadlineCtx
+			if sc := dl.sc; sc != nil && sc.d == dl && sc.timeout.Context == nil {
+				dctx = &sc.timeout
+			} else {
+				dctx = new(deadlineCtx)
+			}
+			deadline := time.Now().Add(d)
+			if pd, ok := ctx.Deadline(); ok && pd.Before(deadline) {
+				deadline = pd
+			}
+			dctx.Context, dctx.deadline = ctx, deadline
+			defer dctx.release()
+			return next(dctx, dl)
 		}
 	}
 }
