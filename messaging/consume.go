@@ -2,7 +2,6 @@ package messaging
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -188,7 +188,7 @@ type Consumer struct {
 func Consume[T any](ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, handler func(context.Context, Event[T]) error) (*Consumer, error) {
 	return ConsumeDeliveries(ctx, js, cfg, func(ctx context.Context, d *Delivery) error {
 		ev := Event[T]{Delivery: *d}
-		if err := json.Unmarshal(d.Payload, &ev.Data); err != nil {
+		if err := jsonv1.Unmarshal(d.Payload, &ev.Data); err != nil { // encoding/json's decoding and errors, faster
 			return undecodable{fmt.Errorf("decode %s into %T: %w", d.Subject, ev.Data, err)}
 		}
 		return handler(ctx, ev)
