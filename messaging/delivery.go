@@ -10,7 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/devloop/switchboard/wire"
 )
@@ -43,24 +42,19 @@ type Delivery struct {
 // is allocated with its Delivery (a Delivery is copied into an Event, so
 // it holds only a pointer to it).
 type deliveryScope struct {
-	context.Context
-	d   *Delivery
-	log lazyLogger
+	logScope
+	d *Delivery
 	// timeout is the handler's deadline (timeoutDeliveries), kept here
 	// for the same reason.
 	timeout deadlineCtx
 }
 
-// Value answers the delivery scope's keys and asks the parent context for
-// the others.
+// Value answers for the delivery and asks the log scope for the rest.
 func (c *deliveryScope) Value(key any) any {
-	switch key.(type) {
-	case deliveryKey:
+	if _, ok := key.(deliveryKey); ok {
 		return c.d
-	case loggerKey:
-		return &c.log
 	}
-	return c.Context.Value(key)
+	return c.logScope.Value(key)
 }
 
 // scope returns d's delivery scope under ctx, with a logger built on base:
@@ -72,8 +66,8 @@ func (d *Delivery) scope(ctx context.Context, base *slog.Logger) *deliveryScope 
 	if sc == nil || sc.Context != nil || sc.d != d {
 		sc = new(deliveryScope)
 	}
-	sc.Context, sc.d = ctx, d
-	sc.log.base, sc.log.attrs, sc.log.sc = base, d, trace.SpanContextFromContext(ctx)
+	sc.d = d
+	sc.set(ctx, base, d)
 	return sc
 }
 

@@ -137,9 +137,34 @@ func (z *lazyLogger) get() *slog.Logger {
 
 // withLogScope puts a logger carrying the attributes attrs gives into ctx,
 // built on first use, with the trace_id and span_id of ctx's span when it
-// has one. Requests, deliveries and batches share it, so all log alike.
+// has one. Batches use it; requests and deliveries embed a logScope in
+// their own context node.
 func withLogScope(ctx context.Context, base *slog.Logger, attrs attrSource) context.Context {
-	return context.WithValue(ctx, loggerKey{}, &lazyLogger{base: base, attrs: attrs, sc: trace.SpanContextFromContext(ctx)})
+	s := new(logScope)
+	s.set(ctx, base, attrs)
+	return s
+}
+
+// logScope is what the context nodes of requests, deliveries and batches
+// share: the parent context and the scoped logger ([LoggerFrom]), in one
+// node rather than a context.WithValue and a logger each.
+type logScope struct {
+	context.Context
+	log lazyLogger
+}
+
+// set makes s a node under ctx whose logger is built on base with attrs.
+func (s *logScope) set(ctx context.Context, base *slog.Logger, attrs attrSource) {
+	s.Context = ctx
+	s.log.base, s.log.attrs, s.log.sc = base, attrs, trace.SpanContextFromContext(ctx)
+}
+
+// Value answers for the logger and asks the parent context for the rest.
+func (s *logScope) Value(key any) any {
+	if _, ok := key.(loggerKey); ok {
+		return &s.log
+	}
+	return s.Context.Value(key)
 }
 
 // requestScope is the context a request's handlers run in below
@@ -150,11 +175,10 @@ func withLogScope(ctx context.Context, base *slog.Logger, attrs attrSource) cont
 // allocation each. It lives in the Request, so it costs no allocation of
 // its own.
 type requestScope struct {
-	context.Context
+	logScope
 	req   *Request
 	id    string
 	after wire.AfterHeader // the caller's positions
-	log   lazyLogger
 }
 
 // scope returns r's request scope under ctx, with the request id id and a
@@ -165,24 +189,21 @@ func (r *Request) scope(ctx context.Context, base *slog.Logger, id string) *requ
 	if sc.Context != nil {
 		sc = new(requestScope)
 	}
-	sc.Context, sc.req, sc.id = ctx, r, id
-	sc.log.base, sc.log.attrs, sc.log.sc = base, sc, trace.SpanContextFromContext(ctx)
+	sc.req, sc.id = r, id
+	sc.set(ctx, base, sc)
 	return sc
 }
 
-// Value answers the request scope's keys and asks the parent context for
-// the others.
+// Value answers the request scope's keys and asks the log scope for the
+// others.
 func (c *requestScope) Value(key any) any {
-	switch key.(type) {
-	case requestKey:
+	if _, ok := key.(requestKey); ok {
 		return c.req
-	case loggerKey:
-		return &c.log
 	}
 	if v, ok := wire.ScopeValue(key, c.id, &c.after); ok {
 		return v
 	}
-	return c.Context.Value(key)
+	return c.logScope.Value(key)
 }
 
 // logAttrs are the attributes of a request's records: service, endpoint,
