@@ -16,7 +16,9 @@ import (
 )
 
 // Request is a request as a service sees it: what middleware and raw
-// handlers work on. (The client side of a call is [Client.Call].)
+// handlers work on. (The client side of a call is [Client.Call].) It
+// holds its handlers' context, so pass it by pointer: a copy made while
+// it is being served is not a second request.
 type Request struct {
 	// Service and Endpoint name the micro service and endpoint serving it.
 	Service  string
