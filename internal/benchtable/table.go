@@ -131,6 +131,7 @@ func Write(w io.Writer, res Results) error {
 			r.metric(b, c.Base, "cpu-µs/op", num), r.metric(o, c.Ours, "cpu-µs/op", num),
 			r.metric(b, c.Base, "allocs/op", num), r.metric(o, c.Ours, "allocs/op", num))
 	}
+	writeParts(bw, res)
 	if len(others) > 0 {
 		fmt.Fprintln(bw)
 		fmt.Fprintln(bw, "| benchmark | figures |")
@@ -147,6 +148,44 @@ func Write(w io.Writer, res Results) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// parts returns the processes whose CPU a comparison reported apart
+// (benchload.CompareParts: "base.X-cpu-<part>-µs/op"), in report order.
+func (r Row) parts(c Comparison) []string {
+	var parts []string
+	prefix := benchload.BasePrefix + c.Base + "-cpu-"
+	for _, u := range r.Units {
+		if part, ok := strings.CutPrefix(u, prefix); ok {
+			if part, ok = strings.CutSuffix(part, "-µs/op"); ok && part != "" {
+				parts = append(parts, part)
+			}
+		}
+	}
+	return parts
+}
+
+// writeParts prints, for the comparisons that reported CPU by process, a
+// table of it: where each side's CPU per call goes.
+func writeParts(w io.Writer, res Results) {
+	header := false
+	for _, r := range res.Rows {
+		c, ok := r.Comparison()
+		if !ok {
+			continue
+		}
+		for _, part := range r.parts(c) {
+			if !header {
+				fmt.Fprintln(w)
+				fmt.Fprintln(w, "| benchmark | process | CPU µs/op (base / ours) |")
+				fmt.Fprintln(w, "|---|---|---:|")
+				header = true
+			}
+			fmt.Fprintf(w, "| %s | %s | %s / %s |\n", r.Name, part,
+				r.metric(benchload.BasePrefix, c.Base, "cpu-"+part+"-µs/op", num),
+				r.metric(benchload.OursPrefix, c.Ours, "cpu-"+part+"-µs/op", num))
+		}
+	}
 }
 
 // rate formats a throughput: 12345.6 is "12,346".

@@ -12,6 +12,7 @@ pkg: github.com/devloop/switchboard/messaging
 cpu: AMD EPYC
 BenchmarkEcho/inproc/c=16-2         	       1	         0 ns/op	     19.00 base.raw-allocs/op	     31502 base.raw-ops/s	       820.0 base.raw-p99-µs	        10.50 base.raw-cpu-µs/op	      25.00 ours.typed-allocs/op	     28000 ours.typed-ops/s	       900.0 ours.typed-p99-µs	        12.00 ours.typed-cpu-µs/op	         0.8889 ratio-ops/s	         0.9111 ratio-p99
     bench_test.go:42: a log line of a benchmark
+BenchmarkUsers/get/deploy/c=128-2   	       1	     7.000 base.echo-allocs/op	     9.000 base.echo-cpu-client-µs/op	     0 base.echo-cpu-users-µs/op	     9.000 base.echo-cpu-µs/op	     80000 base.echo-ops/s	     26.00 ours.get-allocs/op	     20.00 ours.get-cpu-client-µs/op	     15.50 ours.get-cpu-users-µs/op	     35.50 ours.get-cpu-µs/op	     40000 ours.get-ops/s	     0.5000 ratio-ops/s
 BenchmarkConsume/workers=8-2        	       1	         0 ns/op	     50000 base.raw-ops/s	     45000 ours.runtime-ops/s	         0.9000 ratio-ops/s	     3.000 base.raw-allocs/op	     9.000 ours.runtime-allocs/op	     2.000 recreated
 BenchmarkStart-2                    	      10	   25000000 ns/op	      1024 B/op	        12 allocs/op
 --- FAIL: BenchmarkBroken
@@ -23,8 +24,8 @@ func TestParseReadsComparisonsAndOtherRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rows) != 3 {
-		t.Fatalf("got %d rows, want 3: %+v", len(res.Rows), res.Rows)
+	if len(res.Rows) != 4 {
+		t.Fatalf("got %d rows, want 4: %+v", len(res.Rows), res.Rows)
 	}
 	echo := res.Rows[0]
 	if echo.Name != "BenchmarkEcho/inproc/c=16" || echo.Pkg != "github.com/devloop/switchboard/messaging" {
@@ -36,7 +37,7 @@ func TestParseReadsComparisonsAndOtherRows(t *testing.T) {
 	if c, ok := echo.Comparison(); !ok || c.Base != "raw" || c.Ours != "typed" {
 		t.Errorf("Comparison() = %+v, %v; want raw → typed", c, ok)
 	}
-	if _, ok := res.Rows[2].Comparison(); ok {
+	if _, ok := res.Rows[3].Comparison(); ok {
 		t.Errorf("BenchmarkStart taken for a comparison")
 	}
 	if !res.Failed {
@@ -58,6 +59,10 @@ func TestWritePrintsOneTableOfRatios(t *testing.T) {
 		// A batch has no latencies.
 		"| BenchmarkConsume/workers=8 | raw → runtime | 50,000 | 45,000 | 0.90× | – / – | – | – / – | 3.00 / 9.00 |",
 		"| BenchmarkStart | 25000000 ns/op, 1024 B/op, 12.0 allocs/op |",
+		// CPU by process, for the comparisons that report it.
+		"| benchmark | process | CPU µs/op (base / ours) |",
+		"| BenchmarkUsers/get/deploy/c=128 | client | 9.00 / 20.0 |",
+		"| BenchmarkUsers/get/deploy/c=128 | users | 0.00 / 15.5 |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks\n%s\ngot:\n%s", want, out.String())
