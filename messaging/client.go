@@ -141,17 +141,19 @@ func (c *Client) call(ctx context.Context, subject string, data []byte, opts []w
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	msg.Header.Set(wire.HeaderDeadline, wire.FormatDeadline(deadline))
+	// The contract headers share one array of values (headerValues); the
+	// map has room for a traceparent and tracestate too.
+	hv := newHeaderValues(5)
+	hv.set(wire.HeaderDeadline, wire.FormatDeadline(deadline))
 	id := wire.RequestID(ctx)
 	if id == "" {
 		id = nuid.Next()
 	}
-	msg.Header.Set(wire.HeaderRequestID, id)
+	hv.set(wire.HeaderRequestID, id)
 	if after := c.after(ctx); after != "" {
-		msg.Header.Set(wire.HeaderAfter, after)
+		hv.set(wire.HeaderAfter, after)
 	}
+	msg := &nats.Msg{Subject: subject, Data: data, Header: hv.h}
 	for _, opt := range opts {
 		opt(wire.Header(msg.Header))
 	}

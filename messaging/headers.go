@@ -22,3 +22,25 @@ func header(h nats.Header, key string) string {
 	}
 	return h.Get(key)
 }
+
+// headerValues builds a message's headers with their values in one array:
+// each header is a slice of its own, capped at one value (so an Add to one
+// never writes into another), which costs one allocation instead of one
+// per header. The keys must be in canonical form already, as Header.Set
+// leaves them.
+type headerValues struct {
+	h    nats.Header
+	vals []string
+}
+
+// newHeaderValues makes room for n headers.
+func newHeaderValues(n int) headerValues {
+	return headerValues{h: make(nats.Header, n), vals: make([]string, 0, n)}
+}
+
+// set sets header k to the one value v.
+func (b *headerValues) set(k, v string) {
+	b.vals = append(b.vals, v)
+	n := len(b.vals)
+	b.h[k] = b.vals[n-1 : n : n]
+}

@@ -135,32 +135,24 @@ func (p *Publisher) Msg(ctx context.Context, ev OutEvent) (*nats.Msg, error) {
 	if id == "" {
 		id = nuid.Next()
 	}
-	h := make(nats.Header, len(ev.Header)+6)
+	// The contract headers share one array of values (headerValues).
+	hv := newHeaderValues(len(ev.Header) + 6)
 	for k, v := range ev.Header {
-		h[k] = v
+		hv.h[k] = v
 	}
-	// The contract headers' values share one array, each header a slice
-	// of its own capped at one value (so an Add to one never writes into
-	// another): one allocation instead of one per header. The keys are in
-	// canonical form already, as Header.Set would make them.
-	vals := make([]string, 0, 6)
-	set := func(k, v string) {
-		vals = append(vals, v)
-		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-	set(jetstream.MsgIDHeader, id)
-	set(wire.HeaderEventID, id)
+	hv.set(jetstream.MsgIDHeader, id)
+	hv.set(wire.HeaderEventID, id)
 	if ev.Type != "" {
-		set(wire.HeaderEventType, ev.Type)
+		hv.set(wire.HeaderEventType, ev.Type)
 	}
 	if ev.Version > 0 {
-		set(wire.HeaderVersion, strconv.FormatInt(ev.Version, 10))
+		hv.set(wire.HeaderVersion, strconv.FormatInt(ev.Version, 10))
 	}
-	set("Content-Type", "application/json")
+	hv.set("Content-Type", "application/json")
 	if rid := wire.RequestID(ctx); rid != "" {
-		set(wire.HeaderRequestID, rid)
+		hv.set(wire.HeaderRequestID, rid)
 	}
-	return &nats.Msg{Subject: ev.Subject, Header: h, Data: data}, nil
+	return &nats.Msg{Subject: ev.Subject, Header: hv.h, Data: data}, nil
 }
 
 // PublishAsync sends ev and returns at once with a future for its ack. It
