@@ -244,8 +244,9 @@ func (b *batcher) startSpan(ds []*Delivery) (context.Context, trace.Span) {
 // recovery and timeout of a delivery handler.
 func (b *batcher) call(ctx context.Context, ds []*Delivery) (err error) {
 	c := b.c
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-	defer cancel()
+	dctx := deadlineUnder(ctx, time.Now().Add(c.cfg.HandlerTimeout), nil)
+	defer dctx.release()
+	ctx = dctx
 	if c.m != nil {
 		start := time.Now()
 		defer func() {

@@ -137,6 +137,38 @@ func TestConsumeBatchesInStreamOrder(t *testing.T) {
 // A batch that fails permanently because of one message is split until that
 // message is alone: it is dead-lettered, every other one is applied, in
 // order, once.
+// TestConsumeBatchesHandlerTimeout: HandlerTimeout bounds each batch
+// handler call, as it bounds a delivery handler's.
+func TestConsumeBatchesHandlerTimeout(t *testing.T) {
+	srv := startServer(t)
+	js := eventsStream(t, connect(t, srv))
+	errs := make(chan error, 10)
+	var calls atomic.Int64
+	c := consumeBatches(t, js, messaging.ConsumerConfig{BatchSize: 10, HandlerTimeout: 100 * time.Millisecond, RetryBase: 10 * time.Millisecond},
+		func(ctx context.Context, _ []*messaging.Delivery) error {
+			if calls.Add(1) > 1 {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				errs <- ctx.Err()
+			case <-time.After(10 * time.Second):
+				errs <- errors.New("the handler's context did not end within 10s")
+			}
+			return ctx.Err()
+		})
+	publishThings(t, js, 0, 1)
+	if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the batch handler's context ended with %v, want DeadlineExceeded", err)
+	}
+	testkit.Eventually(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if st := c.Stats(t.Context()); calls.Load() < 2 || st.Handled != 1 || st.AckPending != 0 {
+			return fmt.Errorf("calls %d, stats %+v", calls.Load(), st)
+		}
+		return nil
+	})
+}
+
 func TestConsumeBatchesDeadLettersOnlyThePoisonMessage(t *testing.T) {
 	srv := startServer(t)
 	js := eventsStream(t, connect(t, srv))

@@ -187,17 +187,11 @@ func recoverDeliveries() DeliveryMiddleware {
 func timeoutDeliveries(d time.Duration) DeliveryMiddleware {
 	return func(next DeliveryHandler) DeliveryHandler {
 		return func(ctx context.Context, dl *Delivery) error {
-			var dctx *deadlineCtx
-			if sc := dl.sc; sc != nil && sc.d == dl && sc.timeout.Context == nil {
-				dctx = &sc.timeout
-			} else {
-				dctx = new(deadlineCtx)
+			var into *deadlineCtx
+			if sc := dl.sc; sc != nil && sc.d == dl {
+				into = &sc.timeout
 			}
-			deadline := time.Now().Add(d)
-			if pd, ok := ctx.Deadline(); ok && pd.Before(deadline) {
-				deadline = pd
-			}
-			dctx.Context, dctx.deadline = ctx, deadline
+			dctx := deadlineUnder(ctx, time.Now().Add(d), into)
 			defer dctx.release()
 			return next(dctx, dl)
 		}

@@ -90,18 +90,26 @@ func Deadline(max time.Duration) Middleware {
 			if !time.Now().Before(deadline) {
 				return nil, wire.NewError(wire.CodeDeadlineExceeded, "deadline exceeded before the request was handled")
 			}
-			if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-				deadline = d
-			}
-			dctx := &req.dl
-			if dctx.Context != nil {
-				dctx = new(deadlineCtx) // a second Deadline in one chain
-			}
-			dctx.Context, dctx.deadline = ctx, deadline
+			dctx := deadlineUnder(ctx, deadline, &req.dl)
 			defer dctx.release()
 			return next.Serve(dctx, req)
 		})
 	}
+}
+
+// deadlineUnder makes into (or, when into is nil or in use already, a
+// new one) a deadline context under ctx that ends at deadline, or at ctx's
+// own deadline when that is sooner. Requests, deliveries and batches bound
+// their handlers with it; release it once the handler returned.
+func deadlineUnder(ctx context.Context, deadline time.Time, into *deadlineCtx) *deadlineCtx {
+	if into == nil || into.Context != nil {
+		into = new(deadlineCtx)
+	}
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	into.Context, into.deadline = ctx, deadline
+	return into
 }
 
 // deadlineCtx is context.WithDeadline whose timer starts when Done is
