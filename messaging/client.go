@@ -143,7 +143,7 @@ func (c *Client) call(ctx context.Context, subject string, data []byte, opts []w
 	deadline, _ := ctx.Deadline()
 	// The contract headers share one array of values (headerValues); the
 	// map has room for a traceparent and tracestate too.
-	hv := newHeaderValues(5)
+	hv := newHeaderValues(5, 3)
 	hv.set(wire.HeaderDeadline, wire.FormatDeadline(deadline))
 	id := wire.RequestID(ctx)
 	if id == "" {

@@ -33,9 +33,10 @@ type headerValues struct {
 	vals []string
 }
 
-// newHeaderValues makes room for n headers.
-func newHeaderValues(n int) headerValues {
-	return headerValues{h: make(nats.Header, n), vals: make([]string, 0, n)}
+// newHeaderValues makes room for keys headers, of which values are set
+// with set.
+func newHeaderValues(keys, values int) headerValues {
+	return headerValues{h: make(nats.Header, keys), vals: make([]string, 0, values)}
 }
 
 // set sets header k to the one value v.

@@ -136,7 +136,7 @@ func (p *Publisher) Msg(ctx context.Context, ev OutEvent) (*nats.Msg, error) {
 		id = nuid.Next()
 	}
 	// The contract headers share one array of values (headerValues).
-	hv := newHeaderValues(len(ev.Header) + 6)
+	hv := newHeaderValues(len(ev.Header)+6, 6)
 	for k, v := range ev.Header {
 		hv.h[k] = v
 	}
