@@ -20,36 +20,31 @@ type Positions map[string]uint64
 // ParsePositions reads a HeaderAfter value: "USERS=12,ORDERS=7".
 func ParsePositions(v string) (Positions, error) {
 	p := Positions{}
-	for rest, more := v, true; more; {
-		var stream string
-		var seq uint64
-		var ok bool
-		stream, seq, rest, more, ok = cutPosition(rest)
-		if !ok {
-			return nil, badPositions(v)
-		}
-		if stream != "" {
-			p.Advance(stream, seq)
-		}
+	if !eachPosition(v, p.Advance) {
+		return nil, badPositions(v)
 	}
 	return p, nil
 }
 
-// cutPosition reads the first "stream=sequence" pair of v and returns the
-// rest after its comma (more is false when there was none). An empty pair
-// gives an empty stream; a malformed one, ok false.
-func cutPosition(v string) (stream string, seq uint64, rest string, more, ok bool) {
-	part, rest, more := strings.Cut(v, ",")
-	part = strings.TrimSpace(part)
-	if part == "" {
-		return "", 0, rest, more, true
+// eachPosition calls f with each "stream=sequence" pair of the HeaderAfter
+// value v, skipping empty ones, and reports whether v is well formed (f
+// sees the pairs before the first malformed one). It allocates nothing.
+func eachPosition(v string, f func(stream string, seq uint64)) bool {
+	for rest, more := v, true; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, ",")
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		stream, num, found := strings.Cut(part, "=")
+		n, err := strconv.ParseUint(num, 10, 64)
+		if !found || stream == "" || err != nil {
+			return false
+		}
+		f(stream, n)
 	}
-	stream, num, found := strings.Cut(part, "=")
-	n, err := strconv.ParseUint(num, 10, 64)
-	if !found || stream == "" || err != nil {
-		return "", 0, rest, more, false
-	}
-	return stream, n, rest, more, true
+	return true
 }
 
 func badPositions(v string) error {
@@ -109,12 +104,8 @@ type AfterHeader struct {
 // matches ErrBadRequest, and leaves h as it was. Set h once, before the
 // context that carries it is used.
 func (h *AfterHeader) Set(v string) error {
-	for rest, more := v, true; more; {
-		var ok bool
-		_, _, rest, more, ok = cutPosition(rest)
-		if !ok {
-			return badPositions(v)
-		}
+	if !eachPosition(v, func(string, uint64) {}) {
+		return badPositions(v)
 	}
 	h.raw = v
 	return nil
@@ -129,14 +120,11 @@ func (h *AfterHeader) positions() Positions {
 // after is h's position of stream, read from its text.
 func (h *AfterHeader) after(stream string) uint64 {
 	var pos uint64
-	for rest, more := h.raw, true; more; {
-		var s string
-		var seq uint64
-		s, seq, rest, more, _ = cutPosition(rest)
+	eachPosition(h.raw, func(s string, seq uint64) {
 		if s == stream && seq > pos {
 			pos = seq
 		}
-	}
+	})
 	return pos
 }
 
