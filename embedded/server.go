@@ -90,6 +90,7 @@ func start(ctx context.Context, opts Options, precheck bool) (*Server, error) {
 	logs := newLogAdapter(cfg.logger)
 	ns.SetLoggerV2(logs, sopts.Debug, sopts.Trace, false)
 
+	readyBy := time.Now().Add(cfg.readyTimeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, cfg.readyTimeout, errReadyTimeout(cfg.readyTimeout))
 	defer cancel()
 
@@ -137,6 +138,15 @@ func start(ctx context.Context, opts Options, precheck bool) (*Server, error) {
 			startReturned = nil
 		case <-tick.C:
 		}
+	}
+	// The loop's select may take Start's return over an expired ctx, and
+	// on a loaded machine the timer behind ctx can fire late: ready after
+	// ReadyTimeout is still not ready in time.
+	if ctx.Err() != nil {
+		return nil, abort(fmt.Errorf("embedded nats: start: %w", context.Cause(ctx)))
+	}
+	if !time.Now().Before(readyBy) {
+		return nil, abort(fmt.Errorf("embedded nats: start: %w", errReadyTimeout(cfg.readyTimeout)))
 	}
 	// A Fatalf during Start is queued by the time Start returns.
 	select {
