@@ -24,7 +24,6 @@ type Batch struct {
 // latency per operation, so no p99.
 func CompareBatch(b *testing.B, n int, baseline, ours Batch, cpu func() (time.Duration, bool)) {
 	b.Helper()
-	const rounds = 3
 	var base, mine []result
 	for range rounds {
 		base = append(base, measureBatch(b, n/rounds, baseline, cpu))

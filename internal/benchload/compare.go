@@ -34,15 +34,30 @@ type result struct {
 // processes involved (SelfCPU when everything runs in this one).
 func Compare(b *testing.B, c, n int, baseline, ours Side, cpu func() (time.Duration, bool)) {
 	b.Helper()
-	const rounds = 3
+	compare(b, c, n, baseline, ours, cpu, nil)
+}
+
+// compare runs Compare's alternating rounds, calling after (when set)
+// once each round ended, with whether it was ours.
+func compare(b *testing.B, c, n int, baseline, ours Side, cpu func() (time.Duration, bool), after func(ours bool)) {
+	b.Helper()
 	var base, mine []result
 	for range rounds {
 		base = append(base, measure(b, c, n/rounds, baseline.Call, cpu))
+		if after != nil {
+			after(false)
+		}
 		mine = append(mine, measure(b, c, n/rounds, ours.Call, cpu))
+		if after != nil {
+			after(true)
+		}
 	}
 	bs, os := summarize(base), summarize(mine)
 	reportPair(b, baseline.Name, ours.Name, bs, os)
 }
+
+// rounds is how many rounds of each side a comparison alternates.
+const rounds = 3
 
 // Part is one process of a set-up, whose CPU [CompareParts] reports apart.
 type Part struct {
@@ -57,9 +72,9 @@ type Part struct {
 // the parts.
 func CompareParts(b *testing.B, c, n int, baseline, ours Side, parts []Part) {
 	b.Helper()
-	// measureCalls reads cpu once before its calls and once after; the
-	// parts' readings of the last two reads are one round's.
-	var reads [][]time.Duration
+	// measureCalls reads cpu once before a round's calls and once after:
+	// the last two reads are the round's.
+	var before, last []time.Duration
 	cpu := func() (time.Duration, bool) {
 		read := make([]time.Duration, len(parts))
 		var total time.Duration
@@ -68,33 +83,26 @@ func CompareParts(b *testing.B, c, n int, baseline, ours Side, parts []Part) {
 			d, pok := p.CPU()
 			read[i], total, ok = d, total+d, ok && pok
 		}
-		reads = append(reads, read)
+		before, last = last, read
 		return total, ok
 	}
-	spent := make(map[string][]time.Duration) // by side, per part
-	round := func(side string) {
-		before, after := reads[len(reads)-2], reads[len(reads)-1]
-		if spent[side] == nil {
-			spent[side] = make([]time.Duration, len(parts))
+	spentBase, spentOurs := make([]time.Duration, len(parts)), make([]time.Duration, len(parts))
+	var calls int
+	compare(b, c, n, baseline, ours, cpu, func(isOurs bool) {
+		spent := spentBase
+		if isOurs {
+			spent = spentOurs
+		} else {
+			calls += n / rounds
 		}
 		for i := range parts {
-			spent[side][i] += after[i] - before[i]
+			spent[i] += last[i] - before[i]
 		}
-	}
-	const rounds = 3
-	var base, mine []result
-	for range rounds {
-		base = append(base, measure(b, c, n/rounds, baseline.Call, cpu))
-		round("base")
-		mine = append(mine, measure(b, c, n/rounds, ours.Call, cpu))
-		round("ours")
-	}
-	bs, os := summarize(base), summarize(mine)
-	reportPair(b, baseline.Name, ours.Name, bs, os)
-	calls := time.Duration(max(rounds*(n/rounds), 1))
+	})
+	per := time.Duration(max(calls, 1))
 	for i, p := range parts {
-		b.ReportMetric(Micros(spent["base"][i]/calls), BasePrefix+baseline.Name+"-cpu-"+p.Name+"-µs/op")
-		b.ReportMetric(Micros(spent["ours"][i]/calls), OursPrefix+ours.Name+"-cpu-"+p.Name+"-µs/op")
+		b.ReportMetric(Micros(spentBase[i]/per), BasePrefix+baseline.Name+"-cpu-"+p.Name+"-µs/op")
+		b.ReportMetric(Micros(spentOurs[i]/per), OursPrefix+ours.Name+"-cpu-"+p.Name+"-µs/op")
 	}
 }
 
