@@ -55,8 +55,8 @@ type benchEnv struct {
 	echo benchload.Side
 	// cpu is the CPU time used by the processes serving and calling.
 	cpu func() (time.Duration, bool)
-	// parts, when set, are those processes one by one, reported apart
-	// (deploy).
+	// parts, when set, are those processes one by one, reported apart,
+	// in place of cpu (deploy).
 	parts []benchload.Part
 	// cacheStats, when set, reads the counters of the cache in front of
 	// the users store.
@@ -464,7 +464,6 @@ func benchStartDeploy(top *testing.B) (*benchEnv, error) {
 		}
 		return nil
 	}}
-	env.cpu = benchSumCPU(ns, sb, echo)
 	env.parts = []benchload.Part{
 		{Name: "client", CPU: benchload.SelfCPU},
 		{Name: "nats", CPU: ns.CPU},
